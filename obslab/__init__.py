@@ -1,0 +1,1 @@
+"""obslab: the command line and the native stack runner."""
