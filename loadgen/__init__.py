@@ -1,0 +1,1 @@
+"""Locust traffic whose applicants come from the training distribution, with switchable profiles."""
