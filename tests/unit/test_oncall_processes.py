@@ -1,0 +1,281 @@
+"""The receiver as it runs for real: under gunicorn, fed by the real Alertmanager."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+import requests
+
+from obslab.oncall.client import fetch_pages
+
+TOKEN = "s3cret-oncall-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+STARTUP_TIMEOUT = 30.0
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float = STARTUP_TIMEOUT) -> T:
+    """Poll until ``probe`` returns something truthy; the timeout only bounds a broken run."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := probe():
+            return result
+        time.sleep(0.05)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+def answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=1).ok
+    except requests.RequestException:
+        return False
+
+
+class Process:
+    """A server in its own process group, so SIGKILL takes the gunicorn worker down too."""
+
+    def __init__(
+        self, name: str, command: list[str], env: dict[str, str], cwd: Path, ready_url: str
+    ) -> None:
+        self.log = cwd / f"{name}.log"
+        with self.log.open("wb") as output:
+            self.popen = subprocess.Popen(
+                command,
+                env=env,
+                cwd=cwd,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            wait_for(f"{name} at {ready_url}", lambda: self._ready(ready_url))
+        except BaseException:
+            self.kill()
+            raise
+
+    def _ready(self, url: str) -> bool:
+        if self.popen.poll() is not None:
+            raise AssertionError(f"{self.popen.args} exited:\n{self.log.read_text()}")
+        return answers(url)
+
+    def kill(self) -> None:
+        if self.popen.poll() is None:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait()
+
+
+@pytest.fixture
+def processes() -> Iterator[list[Process]]:
+    started: list[Process] = []
+    yield started
+    for process in started:
+        process.kill()
+
+
+@pytest.fixture
+def start_receiver(
+    tmp_path: Path, processes: list[Process]
+) -> Callable[[Path], tuple[str, Process]]:
+    def start(db_path: Path) -> tuple[str, Process]:
+        port = free_port()
+        env = {key: value for key, value in os.environ.items() if not key.startswith("OBSLAB_")}
+        env |= {"OBSLAB_ONCALL_TOKEN": TOKEN, "OBSLAB_ONCALL_DB": str(db_path)}
+        command = [
+            *(sys.executable, "-m", "gunicorn"),
+            *("--worker-class", "gthread", "--workers", "1", "--threads", "4"),
+            *("--bind", f"127.0.0.1:{port}", "obslab.oncall:create_app()"),
+        ]
+        base_url = f"http://127.0.0.1:{port}"
+        process = Process(f"receiver-{port}", command, env, tmp_path, f"{base_url}/readyz")
+        processes.append(process)
+        return base_url, process
+
+    return start
+
+
+def alert(fingerprint: str, name: str = "HighErrorRate", status: str = "firing") -> dict:
+    return {
+        "status": status,
+        "labels": {"alertname": name, "severity": "page", "job": "scoring"},
+        "annotations": {"summary": f"{name} on scoring"},
+        "startsAt": "2024-05-01T12:00:00Z",
+        "endsAt": "2024-05-01T12:05:00Z" if status == "resolved" else "0001-01-01T00:00:00Z",
+        "generatorURL": "http://127.0.0.1:9090/graph",
+        "fingerprint": fingerprint,
+    }
+
+
+def notification(*alerts: dict) -> dict:
+    return {
+        "version": "4",
+        "groupKey": "{}:{}",
+        "status": alerts[0]["status"],
+        "receiver": "oncall",
+        "alerts": list(alerts),
+    }
+
+
+def test_every_acknowledged_page_survives_sigkill(
+    tmp_path: Path, start_receiver: Callable[[Path], tuple[str, Process]]
+) -> None:
+    db_path = tmp_path / "pages.db"
+    base_url, receiver = start_receiver(db_path)
+    sent: set[str] = set()
+    acknowledged: set[str] = set()
+    enough = threading.Event()
+    lock = threading.Lock()
+
+    def deliver(sender: int) -> None:
+        with requests.Session() as session:
+            for number in itertools.count():
+                fingerprint = f"{sender:04x}{number:012x}"
+                with lock:
+                    sent.add(fingerprint)
+                try:
+                    response = session.post(
+                        f"{base_url}/webhook",
+                        json=notification(alert(fingerprint)),
+                        headers=AUTH,
+                        timeout=5,
+                    )
+                except requests.RequestException:
+                    return  # the receiver is gone
+                if response.status_code == 200:
+                    with lock:
+                        acknowledged.add(fingerprint)
+                        if len(acknowledged) >= 100:
+                            enough.set()
+
+    senders = [threading.Thread(target=deliver, args=(n,)) for n in range(4)]
+    for sender in senders:
+        sender.start()
+    # The kill lands while deliveries are still in flight.
+    assert enough.wait(STARTUP_TIMEOUT)
+    receiver.kill()
+    for sender in senders:
+        sender.join()
+
+    base_url, _ = start_receiver(db_path)
+    stored = {page["fingerprint"] for page in fetch_pages(base_url)}
+
+    assert acknowledged <= stored
+    assert stored <= sent
+
+
+def test_fetch_pages_reads_a_running_receiver(
+    tmp_path: Path, start_receiver: Callable[[Path], tuple[str, Process]]
+) -> None:
+    base_url, _ = start_receiver(tmp_path / "pages.db")
+    for body in (
+        notification(alert("f1", "TargetDown")),
+        notification(alert("f2", "HighLatency")),
+        notification(alert("f1", "TargetDown", "resolved")),
+    ):
+        requests.post(f"{base_url}/webhook", json=body, headers=AUTH, timeout=5).raise_for_status()
+
+    everything = fetch_pages(base_url)
+    target_down = fetch_pages(f"{base_url}/", alertname="TargetDown")
+    firing_target_down = fetch_pages(base_url, alertname="TargetDown", status="firing")
+
+    assert [(page["alertname"], page["status"]) for page in everything] == [
+        ("TargetDown", "resolved"),
+        ("HighLatency", "firing"),
+        ("TargetDown", "firing"),
+    ]
+    assert [page["status"] for page in target_down] == ["resolved", "firing"]
+    assert [page["status"] for page in firing_target_down] == ["firing"]
+    with pytest.raises(requests.HTTPError, match="status must be one of firing, resolved"):
+        fetch_pages(base_url, status="pending")
+
+
+ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+
+ALERTMANAGER_CONFIG = """
+route:
+  receiver: oncall
+  group_by: [alertname]
+  group_wait: 0s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: oncall
+    webhook_configs:
+      - url: {url}
+        send_resolved: true
+        http_config:
+          authorization:
+            type: Bearer
+            credentials: {token}
+"""
+
+
+@pytest.mark.skipif(ALERTMANAGER is None, reason="needs the Alertmanager binary on PATH")
+def test_alertmanager_notifications_become_pages(
+    tmp_path: Path,
+    start_receiver: Callable[[Path], tuple[str, Process]],
+    processes: list[Process],
+) -> None:
+    base_url, _ = start_receiver(tmp_path / "pages.db")
+    config = tmp_path / "alertmanager.yml"
+    config.write_text(ALERTMANAGER_CONFIG.format(url=f"{base_url}/webhook", token=TOKEN))
+    am_url = f"http://127.0.0.1:{free_port()}"
+    command = [
+        str(ALERTMANAGER),
+        f"--config.file={config}",
+        f"--storage.path={tmp_path / 'alertmanager'}",
+        f"--web.listen-address={am_url.removeprefix('http://')}",
+        "--cluster.listen-address=",
+    ]
+    processes.append(
+        Process("alertmanager", command, dict(os.environ), tmp_path, f"{am_url}/-/ready")
+    )
+    started = datetime.now(UTC).replace(microsecond=0)
+    sent = {
+        "labels": {"alertname": "TargetDown", "job": "features", "severity": "page"},
+        "annotations": {"summary": "features is down <b>now</b>", "runbook_url": "r#TargetDown"},
+        "startsAt": started.isoformat(),
+        "generatorURL": "http://127.0.0.1:9090/graph?g0.expr=up",
+    }
+
+    def post_alert(**changes: str) -> None:
+        response = requests.post(f"{am_url}/api/v2/alerts", json=[sent | changes], timeout=5)
+        response.raise_for_status()
+
+    def pages_once_there_are(count: int) -> Callable[[], list[dict] | None]:
+        return lambda: pages if len(pages := fetch_pages(base_url)) >= count else None
+
+    post_alert()
+    [firing] = wait_for("the firing page", pages_once_there_are(1))
+    post_alert(endsAt=datetime.now(UTC).isoformat())
+    resolved, again = wait_for("the resolved page", pages_once_there_are(2))
+
+    assert again == firing
+    assert firing["status"] == "firing" and resolved["status"] == "resolved"
+    assert firing["labels"] == resolved["labels"] == sent["labels"]
+    assert firing["annotations"] == sent["annotations"]
+    assert (
+        firing["starts_at"]
+        == resolved["starts_at"]
+        == started.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    )
+    assert firing["ends_at"] is None and resolved["ends_at"] is not None
+    assert firing["fingerprint"] == resolved["fingerprint"] != ""
