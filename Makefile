@@ -1,0 +1,35 @@
+# Entry points for working on the lab. `make up` is all a student needs.
+SHELL := bash
+BIN := .venv/bin
+
+.PHONY: setup up down status test lint fmt rules
+
+# The venv (reinstalled only when pyproject.toml changes) and the stack's binaries.
+setup:
+	@scripts/setup.sh
+
+# The native stack with Locust traffic; `make down` stops it.
+up: setup
+	$(BIN)/obslab up --load
+
+down:
+	$(BIN)/obslab down
+
+status:
+	$(BIN)/obslab status
+
+# Every suite: unit, rules (promtool) and live (a real stack on ports shifted by 20000).
+test: setup
+	$(BIN)/pytest
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+fmt: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+# Regenerate alerts/obslab.rules.yml from alerts/rules.py and alerts/thresholds.yaml.
+rules: setup
+	$(BIN)/python -m alerts.rules

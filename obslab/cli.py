@@ -1,0 +1,125 @@
+"""The ``obslab`` command line.
+
+Each subcommand is a parser entry in ``build_parser`` and one ``run_<command>(args) -> int``
+function that imports what it needs, so a new command is a few lines in each place. Expected
+failures (``ObslabError``) print one line to stderr and exit 1; a traceback means a bug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from obslab.errors import ObslabError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="obslab",
+        description="An observability lab for a machine-learning service.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = commands.add_parser("up", help="start the native stack (idempotent)")
+    up.add_argument(
+        "--profile",
+        choices=("demo", "test"),
+        default="demo",
+        help="timings: demo (5 s scrapes, minute-long alert windows) or test (1 s, seconds)",
+    )
+    up.add_argument("--load", action="store_true", help="also run Locust traffic, headless")
+    up.set_defaults(run=run_up)
+
+    down = commands.add_parser("down", help="stop every process `up` started")
+    down.set_defaults(run=run_down)
+
+    status = commands.add_parser("status", help="show each process of the stack and its health")
+    status.add_argument("--json", action="store_true", help="print a JSON list")
+    status.set_defaults(run=run_status)
+
+    pages = commands.add_parser("pages", help="list the pages the oncall receiver got")
+    pages.add_argument("--json", action="store_true", help="print a JSON list")
+    pages.add_argument("--alertname", help="only pages of this alert")
+    pages.add_argument("--status", choices=("firing", "resolved"), help="only firing or resolved")
+    pages.set_defaults(run=run_pages)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        # argparse has printed its message (or --help); hand back its code instead of exiting.
+        return int(exit_.code or 0)
+    try:
+        return args.run(args)
+    except ObslabError as exc:
+        print(f"obslab {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def run_up(args: argparse.Namespace) -> int:
+    from obslab import stack
+
+    stack.up(args.profile, load=args.load)
+    return 0
+
+
+def run_down(args: argparse.Namespace) -> int:
+    from obslab import stack
+
+    if not stack.down():
+        print("nothing was running")
+    return 0
+
+
+def run_status(args: argparse.Namespace) -> int:
+    from obslab import stack
+
+    entries = stack.status()
+    if args.json:
+        print(json.dumps(entries, indent=2))
+        return 0
+    rows = [("NAME", "PID", "PORT", "HEALTHY", "URL")]
+    rows += [
+        (
+            str(entry["name"]),
+            str(entry["pid"] or "-"),
+            str(entry["port"] or "-"),
+            "yes" if entry["healthy"] else "no",
+            str(entry["url"] or "-"),
+        )
+        for entry in entries
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+    return 0
+
+
+def run_pages(args: argparse.Namespace) -> int:
+    import requests
+
+    from obslab import stack
+    from obslab.oncall.client import fetch_pages, format_pages
+
+    url = stack.urls()["oncall"]
+    try:
+        pages = fetch_pages(url, alertname=args.alertname, status=args.status)
+    except requests.ConnectionError:
+        raise ObslabError(f"nothing answers at {url}; is the stack up (`obslab up`)?") from None
+    except requests.RequestException as exc:
+        raise ObslabError(f"cannot read pages from {url}: {exc}") from None
+    print(json.dumps(pages, indent=2) if args.json else format_pages(pages))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

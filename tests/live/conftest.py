@@ -1,0 +1,129 @@
+"""The live suite's stack: the real native stack, profile ``test``, on ports shifted by 20000.
+
+One stack serves the whole session (it takes seconds to start). It runs in a temporary
+``OBSLAB_HOME``, so it never touches a user's ``.obslab`` or their running ``make up``.
+Mark tests that use it with ``pytest.mark.live``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from obslab import stack as native
+from obslab.oncall.client import fetch_pages
+
+PORT_OFFSET = 20000
+
+
+@dataclass(frozen=True)
+class LiveStack:
+    """URLs of the running stack and helpers to poll it."""
+
+    home: Path
+    urls: Mapping[str, str]
+
+    @property
+    def scoring(self) -> str:
+        return self.urls["scoring"]
+
+    @property
+    def features(self) -> str:
+        return self.urls["features"]
+
+    @property
+    def oncall(self) -> str:
+        return self.urls["oncall"]
+
+    @property
+    def prometheus(self) -> str:
+        return self.urls["prometheus"]
+
+    @property
+    def alertmanager(self) -> str:
+        return self.urls["alertmanager"]
+
+    @property
+    def admin_token(self) -> str:
+        return (self.home / "admin.token").read_text()
+
+    def query(self, promql: str) -> list[dict]:
+        """The result of an instant query: a list of ``{"metric": ..., "value": [t, "v"]}``."""
+        response = requests.get(
+            f"{self.prometheus}/api/v1/query", params={"query": promql}, timeout=5
+        )
+        response.raise_for_status()
+        return response.json()["data"]["result"]
+
+    def wait_for_query(self, promql: str, timeout: float = 30) -> list[dict]:
+        """Poll ``promql`` until it returns at least one series; return them."""
+        return _poll(lambda: self.query(promql), f"no result for {promql!r}", timeout)
+
+    def wait_for_page(
+        self,
+        alertname: str,
+        *,
+        status: str = "firing",
+        labels: Mapping[str, str] | None = None,
+        timeout: float = 60,
+    ) -> dict:
+        """Poll the oncall receiver until a page of ``alertname`` with ``labels`` arrives."""
+
+        def matching() -> list[dict]:
+            return [
+                page
+                for page in fetch_pages(self.oncall, alertname=alertname, status=status)
+                if all(page["labels"].get(k) == v for k, v in (labels or {}).items())
+            ]
+
+        wanted = f"{status} page {alertname} {dict(labels or {})}"
+        return _poll(matching, f"no {wanted} at {self.oncall}", timeout)[0]
+
+    def stop(self, service: str) -> None:
+        """Stop every process of ``service`` (e.g. both features instances)."""
+        with _stack_environment(self.home):
+            native.stop_service(service)
+
+    def start(self, service: str) -> None:
+        """Start ``service``'s processes again and wait until they are healthy."""
+        with _stack_environment(self.home):
+            native.start_service(service)
+
+
+def _poll(fetch: Callable[[], list], failure: str, timeout: float) -> list:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = fetch()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            pytest.fail(f"{failure} within {timeout:.0f}s")
+        time.sleep(0.5)
+
+
+@contextlib.contextmanager
+def _stack_environment(home: Path) -> Iterator[None]:
+    """The runner reads its state directory and ports from the environment; set them only
+    around its calls, so the other tests of the session see the environment they expect."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("OBSLAB_HOME", str(home))
+        env.setenv("OBSLAB_PORT_OFFSET", str(PORT_OFFSET))
+        yield
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
+    home = tmp_path_factory.mktemp("obslab-home")
+    try:
+        with _stack_environment(home):
+            urls = native.up("test")
+        yield LiveStack(home, urls)
+    finally:
+        with _stack_environment(home):
+            native.down()
