@@ -8,13 +8,16 @@ OpenTelemetry.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
+
+from flask import Flask
 
 #: Defaults shared by both services; each key is overridden by ``OBSLAB_<KEY>``.
 SERVICE_DEFAULTS: dict[str, object] = {
     "SERVICE_VERSION": "1.0.0",
     "COMMIT": "unknown",
-    "MODEL_VERSION": "m1",
+    "MODEL_VERSION": "",
     "PREVIOUS_VERSION": "",
     "ENVIRONMENT": "native",
     "INSTANCE": "",
@@ -29,3 +32,27 @@ SERVICE_DEFAULTS: dict[str, object] = {
 def state_dir() -> Path:
     """The lab's runtime state: ``$OBSLAB_HOME``, else ``.obslab`` in the working directory."""
     return Path(os.environ.get("OBSLAB_HOME") or ".obslab").resolve()
+
+
+def load_config(
+    app: Flask,
+    service: str,
+    defaults: Mapping[str, object],
+    overrides: Mapping[str, object] | None,
+) -> None:
+    """Fill ``app.config``: shared defaults, the service's own, ``OBSLAB_*``, then ``overrides``.
+
+    ``LOG_FILE`` defaults to ``<state>/logs/<instance or service>.jsonl``; set it to an empty
+    string to log to stdout only.
+    """
+    app.config.from_mapping(SERVICE_DEFAULTS)
+    app.config.from_mapping(defaults)
+    app.config.from_prefixed_env("OBSLAB")
+    app.config.from_mapping(overrides or {})
+    if app.config.get("LOG_FILE") is None:
+        name = app.config["INSTANCE"] or service
+        app.config["LOG_FILE"] = str(state_dir() / "logs" / f"{name}.jsonl")
+
+
+def log_file(app: Flask) -> Path | None:
+    return Path(app.config["LOG_FILE"]) if app.config["LOG_FILE"] else None

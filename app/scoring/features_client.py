@@ -1,0 +1,64 @@
+"""Scoring's client for the features service: a timeout, one retry, and honest errors.
+
+A lookup is an idempotent GET, so one retry on a connection error or a 502/503/504 is safe.
+Timeouts are not retried: a slow dependency would only be asked twice as slowly.
+"""
+
+from __future__ import annotations
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from app.errors import RequestError
+from app.model.data import HISTORY_FEATURES
+
+CONNECT_TIMEOUT = 0.5
+READ_TIMEOUT = 2.0
+
+
+class DependencyError(Exception):
+    """The features service could not answer; ``outcome`` is ``error`` or ``timeout``."""
+
+    def __init__(self, outcome: str, detail: str) -> None:
+        super().__init__(detail)
+        self.outcome = outcome
+
+
+class FeaturesClient:
+    def __init__(self, base_url: str, *, read_timeout: float = READ_TIMEOUT) -> None:
+        self._base = base_url.rstrip("/")
+        self._timeout = (CONNECT_TIMEOUT, read_timeout)
+        self._session = requests.Session()
+        retry = Retry(
+            total=1,
+            connect=1,
+            read=0,
+            status=1,
+            allowed_methods=frozenset({"GET"}),
+            status_forcelist=(502, 503, 504),
+            raise_on_status=False,
+            backoff_factor=0,
+        )
+        adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=32)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+
+    def history(self, customer_id: int) -> dict[str, float | None]:
+        """The customer's history features; raises ``DependencyError`` or a 422 RequestError."""
+        url = f"{self._base}/customers/{customer_id}/features"
+        try:
+            response = self._session.get(url, timeout=self._timeout)
+        except requests.Timeout as error:
+            raise DependencyError("timeout", f"features timed out: {error}") from None
+        except requests.RequestException as error:
+            raise DependencyError("error", f"features unreachable: {error}") from None
+        if response.status_code == 404:
+            raise RequestError(422, "unknown customer", field="customer_id")
+        if response.status_code != 200:
+            raise DependencyError("error", f"features answered {response.status_code}")
+        try:
+            body = response.json()
+            return {name: body.get(name) for name in HISTORY_FEATURES}
+        except (ValueError, AttributeError):
+            raise DependencyError("error", "features answered a body that is not JSON") from None

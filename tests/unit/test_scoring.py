@@ -1,0 +1,229 @@
+"""The scoring API over a real HTTP hop to a real features service."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import orjson
+import pytest
+from werkzeug.serving import make_server
+
+from app.features import create_app as create_features
+from app.scoring import create_app as create_scoring
+
+APPLICANT = {
+    "customer_id": 17,
+    "income": 52_000.0,
+    "age": 41,
+    "debt_ratio": 0.31,
+    "loan_amount": 12_000.0,
+    "employment_years": 6.5,
+}
+
+
+@pytest.fixture(scope="module")
+def features_url(tmp_path_factory) -> Iterator[str]:
+    """The features service on a real local port, so scoring crosses a real HTTP hop."""
+    home = tmp_path_factory.mktemp("features")
+    app = create_features({"FEATURES_DB": str(home / "customers.db"), "LOG_FILE": ""})
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def scoring(tmp_path, features_url: str, tracer_provider=None, **config):
+    settings = {
+        "FEATURES_URL": features_url,
+        "PREDICTIONS_DB": str(tmp_path / "predictions.db"),
+        "MODELS_DIR": str(tmp_path / "models"),
+        "LOG_FILE": "",
+    }
+    return create_scoring(settings | config, tracer_provider=tracer_provider)
+
+
+@pytest.fixture
+def app(tmp_path, features_url, tracer_provider):
+    return scoring(tmp_path, features_url, tracer_provider)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def sample(app, name: str, **labels) -> float:
+    value = app.extensions["obslab_telemetry"].registry.get_sample_value(name, labels)
+    return 0.0 if value is None else value
+
+
+def test_predict_scores_an_applicant(client):
+    response = client.post("/predict", json=APPLICANT)
+    assert response.status_code == 200
+    body = response.get_json()
+    assert set(body) == {
+        "prediction_id",
+        "default_probability",
+        "decision",
+        "model_version",
+        "version",
+    }
+    assert 0 < body["default_probability"] < 1
+    assert body["decision"] in {"approve", "decline"}
+    assert (body["model_version"], body["version"]) == ("m1", "1.0.0")
+
+
+def test_predict_records_model_signals(app, client):
+    client.post("/predict", json=APPLICANT | {"age": None})
+    labels = {"model_version": "m1"}
+    assert sample(app, "model_prediction_score_count", **labels) == 1
+    assert (
+        sum(
+            sample(app, "model_predictions_total", decision=d, **labels)
+            for d in ("approve", "decline")
+        )
+        == 1
+    )
+    assert sample(app, "model_feature_missing_total", feature="age", **labels) == 1
+    assert sample(app, "model_feature_missing_total", feature="income", **labels) == 0
+    income_bins = sum(
+        sample(app, "model_feature_bin_total", feature="income", bin=str(b), **labels)
+        for b in range(10)
+    )
+    assert income_bins == 1
+    assert sample(app, "dependency_requests_total", dependency="features", outcome="ok") == 1
+
+
+def test_predict_spans_cover_validation_lookup_and_inference(client, span_exporter):
+    client.post("/predict", json=APPLICANT)
+    spans = {span.name: span for span in span_exporter.get_finished_spans()}
+    assert {"validate", "feature_lookup", "inference"} <= set(spans)
+    trace_ids = {span.context.trace_id for span in spans.values()}
+    assert len(trace_ids) == 1, "validation, lookup, the HTTP call and inference share a trace"
+    assert spans["inference"].attributes["model.version"] == "m1"
+
+
+def test_feedback_is_taken_once_and_scored(app, client):
+    prediction = client.post("/predict", json=APPLICANT).get_json()
+    defaulted = prediction["decision"] == "decline"
+    answer = client.post(
+        "/feedback", json={"prediction_id": prediction["prediction_id"], "defaulted": defaulted}
+    )
+    assert answer.status_code == 202
+    assert answer.get_json()["correct"] is True
+    assert sample(app, "model_feedback_total", model_version="m1", outcome="correct") == 1
+    again = client.post(
+        "/feedback", json={"prediction_id": prediction["prediction_id"], "defaulted": True}
+    )
+    assert again.status_code == 409
+    assert again.get_json()["field"] == "prediction_id"
+
+
+def test_feedback_for_an_unknown_prediction_is_404(client):
+    answer = client.post("/feedback", json={"prediction_id": "nope", "defaulted": False})
+    assert answer.status_code == 404
+    assert answer.get_json() == {"error": "unknown prediction", "field": "prediction_id"}
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({k: v for k, v in APPLICANT.items() if k != "income"}, "income"),
+        (APPLICANT | {"ssn": "123"}, "ssn"),
+        (APPLICANT | {"income": "lots"}, "income"),
+        (APPLICANT | {"customer_id": True}, "customer_id"),
+        (APPLICANT | {"customer_id": 1.5}, "customer_id"),
+        (APPLICANT | {"customer_id": 0}, "customer_id"),
+        (APPLICANT | {"age": 12}, "age"),
+        (APPLICANT | {"age": 40.5}, "age"),
+        (APPLICANT | {"debt_ratio": -0.1}, "debt_ratio"),
+        (APPLICANT | {"loan_amount": 1e300}, "loan_amount"),
+        (APPLICANT | {"employment_years": [1]}, "employment_years"),
+    ],
+)
+def test_bad_fields_are_named(client, body, field):
+    response = client.post("/predict", json=body)
+    assert response.status_code == 400
+    assert response.get_json()["field"] == field
+
+
+@pytest.mark.parametrize(
+    ("data", "status"),
+    [
+        (b"{not json", 400),
+        (b"[1, 2]", 400),
+        (b'{"customer_id": 17, "income": NaN}', 400),
+        (b'{"customer_id": 17, "income": Infinity}', 400),
+        (b'{"customer_id": 17, "income": 1e999}', 400),
+        (b"[" * 5000 + b"]" * 5000, 400),
+        (b'{"customer_id": ' + b"9" * 40 + b"}", 400),
+    ],
+)
+def test_hostile_bodies_get_a_json_4xx(client, data, status):
+    response = client.post("/predict", data=data, content_type="application/json")
+    assert response.status_code == status
+    assert "error" in response.get_json()
+
+
+def test_wrong_content_type_is_415(client):
+    response = client.post("/predict", data=orjson.dumps(APPLICANT), content_type="text/plain")
+    assert response.status_code == 415
+    assert "application/json" in response.get_json()["error"]
+
+
+def test_oversized_body_is_413(client):
+    body = b'{"pad": "' + b"x" * 20_000 + b'"}'
+    response = client.post("/predict", data=body, content_type="application/json")
+    assert response.status_code == 413
+    assert response.get_json()["error"]
+
+
+def test_unknown_customer_is_422_naming_the_field(client):
+    response = client.post("/predict", json=APPLICANT | {"customer_id": 999_999})
+    assert response.status_code == 422
+    assert response.get_json()["field"] == "customer_id"
+
+
+def test_features_down_answers_503_and_counts_it(tmp_path):
+    app = scoring(tmp_path, "http://127.0.0.1:9")  # discard port: nothing listens
+    response = app.test_client().post("/predict", json=APPLICANT)
+    assert response.status_code == 503
+    assert response.get_json() == {"error": "features service unavailable"}
+    assert sample(app, "dependency_requests_total", dependency="features", outcome="error") == 1
+    assert (
+        sample(
+            app,
+            "http_requests_total",
+            route="/predict",
+            method="POST",
+            status="503",
+            version="1.0.0",
+        )
+        == 1
+    )
+
+
+def test_erroring_release_fails_only_its_subset(tmp_path, features_url):
+    client = scoring(tmp_path, features_url, SERVICE_VERSION="1.2.0").test_client()
+    assert client.post("/predict", json=APPLICANT | {"debt_ratio": 0.2}).status_code == 200
+    assert client.post("/predict", json=APPLICANT | {"debt_ratio": 0.55}).status_code == 500
+
+
+def test_miscalibrated_release_ships_its_model(tmp_path, features_url):
+    client = scoring(tmp_path, features_url, SERVICE_VERSION="1.4.0").test_client()
+    body = client.post("/predict", json=APPLICANT).get_json()
+    assert (body["version"], body["model_version"]) == ("1.4.0", "m3")
+
+
+def test_model_can_be_overridden_and_unknown_release_is_refused(tmp_path, features_url):
+    client = scoring(tmp_path, features_url, MODEL_VERSION="m2").test_client()
+    assert client.post("/predict", json=APPLICANT).get_json()["model_version"] == "m2"
+    with pytest.raises(LookupError, match=r"unknown release '9\.9\.9'"):
+        scoring(tmp_path, features_url, SERVICE_VERSION="9.9.9")
+
+
+def test_health_and_readiness(client):
+    assert client.get("/healthz").get_json()["status"] == "ok"
+    assert client.get("/readyz").status_code == 200
