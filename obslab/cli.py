@@ -8,11 +8,16 @@ failures (``ObslabError``) print one line to stderr and exit 1; a traceback mean
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from collections.abc import Sequence
 
 from obslab.errors import ObslabError
+
+#: Command groups that live beside the code they drive: each module has
+#: ``register(commands)``, adding its subparsers with ``set_defaults(run=...)``.
+COMMAND_GROUPS: tuple[str, ...] = ()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     pages.add_argument("--alertname", help="only pages of this alert")
     pages.add_argument("--status", choices=("firing", "resolved"), help="only firing or resolved")
     pages.set_defaults(run=run_pages)
+
+    for module in COMMAND_GROUPS:
+        importlib.import_module(module).register(commands)
     return parser
 
 

@@ -1,0 +1,24 @@
+"""Telemetry for the lab's services: Prometheus metrics, structlog JSON logs, OTel traces.
+
+``init_app`` instruments a Flask app; ``configure_logging`` (call it first) sets up logs;
+``ModelMetrics`` and ``DependencyMetrics`` carry scoring's own signals.
+"""
+
+from app.telemetry.extension import EXTENSION_KEY, Telemetry, init_app
+from app.telemetry.logging import configure_logging, hash_customer_id
+from app.telemetry.model_metrics import DependencyMetrics, ModelMetrics
+from app.telemetry.otlp_json import read_spans
+from app.telemetry.tracing import build_tracer_provider, default_traces_dir
+
+__all__ = [
+    "EXTENSION_KEY",
+    "DependencyMetrics",
+    "ModelMetrics",
+    "Telemetry",
+    "build_tracer_provider",
+    "configure_logging",
+    "default_traces_dir",
+    "hash_customer_id",
+    "init_app",
+    "read_spans",
+]

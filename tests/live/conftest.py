@@ -1,4 +1,5 @@
-"""The live suite's stack: the real native stack, profile ``test``, on ports shifted by 20000.
+"""The live suite's stack: the real native stack, profile ``test``, on ports shifted by 20000,
+with Locust traffic at ``LOAD_RATE``.
 
 One stack serves the whole session (it takes seconds to start). It runs in a temporary
 ``OBSLAB_HOME``, so it never touches a user's ``.obslab`` or their running ``make up``.
@@ -8,18 +9,25 @@ Mark tests that use it with ``pytest.mark.live``.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 import requests
 
+from loadgen.profile import Profile
 from obslab import stack as native
 from obslab.oncall.client import fetch_pages
 
-PORT_OFFSET = 20000
+#: Shift every port so the live stack runs beside a user's `make up` (and beside another live
+#: session, with a different OBSLAB_TEST_PORT_OFFSET).
+PORT_OFFSET = int(os.environ.get("OBSLAB_TEST_PORT_OFFSET", "20000"))
+#: Requests a second of background traffic: enough for rate() windows of a few seconds.
+LOAD_RATE = 20.0
 
 
 @dataclass(frozen=True)
@@ -72,14 +80,17 @@ class LiveStack:
         status: str = "firing",
         labels: Mapping[str, str] | None = None,
         timeout: float = 60,
+        since: float | None = None,
     ) -> dict:
-        """Poll the oncall receiver until a page of ``alertname`` with ``labels`` arrives."""
+        """Poll the oncall receiver until a page of ``alertname`` with ``labels`` arrives
+        (received at or after the unix time ``since``, when given)."""
 
         def matching() -> list[dict]:
             return [
                 page
                 for page in fetch_pages(self.oncall, alertname=alertname, status=status)
                 if all(page["labels"].get(k) == v for k, v in (labels or {}).items())
+                and (since is None or _unix(page["received_at"]) >= since)
             ]
 
         wanted = f"{status} page {alertname} {dict(labels or {})}"
@@ -94,6 +105,10 @@ class LiveStack:
         """Start ``service``'s processes again and wait until they are healthy."""
         with _stack_environment(self.home):
             native.start_service(service)
+
+
+def _unix(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp()
 
 
 def _poll(fetch: Callable[[], list], failure: str, timeout: float) -> list:
@@ -121,8 +136,9 @@ def _stack_environment(home: Path) -> Iterator[None]:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
     home = tmp_path_factory.mktemp("obslab-home")
     try:
+        Profile(rate=LOAD_RATE).save(home / "load" / "profile.json")
         with _stack_environment(home):
-            urls = native.up("test")
+            urls = native.up("test", load=True)
         yield LiveStack(home, urls)
     finally:
         with _stack_environment(home):

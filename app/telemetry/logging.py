@@ -1,0 +1,177 @@
+"""Structured logs: one JSON object a line, correlated with traces, without personal data."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import IO, Any, BinaryIO
+
+import orjson
+import structlog
+from opentelemetry import trace
+from structlog.tracebacks import ExceptionDictTransformer
+from structlog.typing import EventDict, WrappedLogger
+
+REDACTED = "[REDACTED]"
+
+#: Applicant inputs and customer history: personal data that must never reach a log line.
+PERSONAL_FIELDS = frozenset(
+    {
+        "income",
+        "age",
+        "debt_ratio",
+        "loan_amount",
+        "employment_years",
+        "credit_utilization",
+        "late_payments",
+    }
+)
+
+#: A key containing any of these (case-insensitive) holds a credential.
+SECRET_MARKERS = ("authorization", "token", "password", "secret", "cookie")
+
+_CUSTOMER_ID_SALT = b"obslab/customer_id/v1:"
+
+
+def hash_customer_id(customer_id: object) -> str:
+    """The stable pseudonym logs carry instead of a customer id; search logs with it."""
+    digest = hashlib.sha256(_CUSTOMER_ID_SALT + str(customer_id).encode())
+    return digest.hexdigest()[:16]
+
+
+class ServiceFields:
+    """Stamp every line with the emitting service and its version."""
+
+    def __init__(self, service: str, version: str) -> None:
+        self._fields = {"service": service, "version": version}
+
+    def __call__(self, _: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+        event_dict.update(self._fields)
+        return event_dict
+
+
+def add_trace_context(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """Add ``trace_id`` and ``span_id`` of the current span, so a log line links to its trace."""
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event_dict["trace_id"] = format(context.trace_id, "032x")
+        event_dict["span_id"] = format(context.span_id, "016x")
+    return event_dict
+
+
+class Redactor:
+    """Pseudonymise customer ids and redact credentials and applicant data, at any depth."""
+
+    _KEEP, _HASH, _REDACT = range(3)
+
+    def __init__(
+        self,
+        personal_fields: Iterable[str] = PERSONAL_FIELDS,
+        secret_markers: Iterable[str] = SECRET_MARKERS,
+    ) -> None:
+        self._personal = frozenset(field.lower() for field in personal_fields)
+        self._markers = tuple(marker.lower() for marker in secret_markers)
+        # Keys repeat on every line; payloads logged by mistake must not grow it without bound.
+        self._verdict = functools.lru_cache(maxsize=1024)(self._classify)
+
+    def __call__(self, _: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+        for key, value in event_dict.items():
+            event_dict[key] = self._redact(key, value)
+        return event_dict
+
+    def _classify(self, key: str) -> int:
+        lowered = key.lower()
+        if lowered == "customer_id":
+            return self._HASH
+        if lowered in self._personal or any(marker in lowered for marker in self._markers):
+            return self._REDACT
+        return self._KEEP
+
+    def _redact(self, key: object, value: Any) -> Any:
+        verdict = self._verdict(str(key))
+        if verdict == self._REDACT:
+            return REDACTED
+        if verdict == self._HASH:
+            return value if value is None else hash_customer_id(value)
+        return self._walk(value)
+
+    def _walk(self, value: Any) -> Any:
+        # Copies, never mutates: nested values belong to the caller.
+        if isinstance(value, Mapping):
+            return {key: self._redact(key, item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._walk(item) for item in value]
+        return value
+
+
+class _JsonLines:
+    """structlog's logger and logger factory at once: writes each rendered line to every output."""
+
+    def __init__(self, stream: BinaryIO, log_file: Path | None) -> None:
+        self._file: BinaryIO | None = None
+        if log_file is not None:
+            log_file.parent.mkdir(parents=True, exist_ok=True)
+            # Unbuffered append: each line is one write(2), so instances sharing the file
+            # never interleave halves of lines.
+            self._file = open(log_file, "ab", buffering=0)  # noqa: SIM115 - closed in close()
+        self._outputs = (stream, self._file) if self._file else (stream,)
+
+    def __call__(self, *_names: Any) -> _JsonLines:
+        return self
+
+    def msg(self, line: bytes) -> None:
+        data = line + b"\n"
+        for output in self._outputs:
+            output.write(data)
+            output.flush()
+
+    log = debug = info = warn = warning = msg
+    err = error = critical = exception = fatal = failure = msg
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+def _binary(stream: IO[Any]) -> BinaryIO:
+    return getattr(stream, "buffer", stream)
+
+
+def configure_logging(
+    service: str,
+    version: str,
+    *,
+    log_file: Path | None = None,
+    stream: IO[Any] | None = None,
+) -> None:
+    """Configure structlog for the process: JSON lines on ``stream`` and ``log_file``.
+
+    ``stream`` is binary or a text stream with a ``buffer`` (the default, ``sys.stdout``).
+
+    Call it before creating the Flask app. Calling it again replaces the previous
+    configuration and closes the log file it opened.
+    """
+    previous = structlog.get_config()["logger_factory"]
+    if isinstance(previous, _JsonLines):
+        previous.close()
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
+            ServiceFields(service, version),
+            add_trace_context,
+            # Frame locals would carry request payloads and tokens straight into the logs.
+            structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False)),
+            Redactor(),
+            structlog.processors.JSONRenderer(serializer=orjson.dumps),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        logger_factory=_JsonLines(_binary(stream or sys.stdout), log_file),
+        # Tests reconfigure and capture logs; cached loggers would keep the old pipeline.
+        cache_logger_on_first_use=False,
+    )

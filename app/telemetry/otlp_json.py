@@ -1,0 +1,248 @@
+"""Spans as OTLP-JSON lines: the trace store of the native run mode, written and read back.
+
+Each line is one ``ExportTraceServiceRequest`` in the OTLP/JSON encoding, so the file can be
+replayed into any OTLP backend (e.g. the collector's ``otlpjsonfile`` receiver).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypedDict
+
+import orjson
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import SpanContext
+
+_logger = logging.getLogger(__name__)
+
+_KINDS = ("unspecified", "internal", "server", "client", "producer", "consumer")
+_STATUSES = ("unset", "ok", "error")
+
+# SpanFlags of the OTLP proto: whether the parent (or linked) context is known to be remote.
+_FLAG_HAS_IS_REMOTE = 0x100
+_FLAG_IS_REMOTE = 0x200
+
+
+class OtlpJsonFileExporter(SpanExporter):
+    """Append one OTLP-JSON ``ExportTraceServiceRequest`` a line per export to ``path``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        line = orjson.dumps(encode_request(spans)) + b"\n"
+        try:
+            # Unbuffered append: the whole line is one write(2), so instances of a service
+            # sharing the file never interleave.
+            with self.path.open("ab", buffering=0) as file:
+                file.write(line)
+        except OSError:
+            _logger.exception("cannot append spans to %s", self.path)
+            return SpanExportResult.FAILURE
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        """Nothing to release: the file is opened per export."""
+
+
+def encode_request(spans: Sequence[ReadableSpan]) -> dict[str, Any]:
+    """``spans`` as an OTLP/JSON ``ExportTraceServiceRequest``.
+
+    The SDK's protobuf encoder plus ``json_format`` costs about ten times as much, which on
+    the request-serving process's GIL is throughput lost; tests check both agree.
+    """
+    # Keyed by identity: every span of a provider shares its Resource, and hashing one
+    # serialises all its attributes.
+    resources: dict[int, tuple[Resource, dict[int, tuple[Any, list[dict[str, Any]]]]]] = {}
+    for span in spans:
+        _, scopes = resources.setdefault(id(span.resource), (span.resource, {}))
+        scope = span.instrumentation_scope
+        scopes.setdefault(id(scope), (scope, []))[1].append(_span(span))
+    return {
+        "resourceSpans": [
+            {
+                "resource": {"attributes": _key_values(resource.attributes)},
+                "scopeSpans": [_scope_spans(scope, encoded) for scope, encoded in scopes.values()],
+                "schemaUrl": resource.schema_url,
+            }
+            for resource, scopes in resources.values()
+        ]
+    }
+
+
+def _scope_spans(scope: InstrumentationScope | None, spans: list[dict[str, Any]]) -> dict[str, Any]:
+    if scope is None:
+        return {"spans": spans}
+    encoded = {"name": scope.name, "version": scope.version or ""}
+    if scope.attributes:
+        encoded["attributes"] = _key_values(scope.attributes)
+    return {"scope": encoded, "spans": spans, "schemaUrl": scope.schema_url or ""}
+
+
+def _span(span: ReadableSpan) -> dict[str, Any]:
+    context = span.get_span_context()
+    parent = span.parent
+    encoded: dict[str, Any] = {
+        "traceId": format(context.trace_id, "032x"),
+        "spanId": format(context.span_id, "016x"),
+        "name": span.name,
+        "kind": span.kind.value + 1,  # the API counts from INTERNAL, OTLP from UNSPECIFIED
+        "startTimeUnixNano": str(span.start_time),
+        "endTimeUnixNano": str(span.end_time),
+        "attributes": _key_values(span.attributes),
+        "status": {"code": span.status.status_code.value},
+        "flags": _flags(parent),
+    }
+    if parent is not None:
+        encoded["parentSpanId"] = format(parent.span_id, "016x")
+    if context.trace_state:
+        encoded["traceState"] = context.trace_state.to_header()
+    if span.status.description:
+        encoded["status"]["message"] = span.status.description
+    if span.events:
+        encoded["events"] = [
+            {
+                "timeUnixNano": str(event.timestamp),
+                "name": event.name,
+                "attributes": _key_values(event.attributes),
+                "droppedAttributesCount": event.dropped_attributes,
+            }
+            for event in span.events
+        ]
+    if span.links:
+        encoded["links"] = [
+            {
+                "traceId": format(link.context.trace_id, "032x"),
+                "spanId": format(link.context.span_id, "016x"),
+                "attributes": _key_values(link.attributes),
+                "droppedAttributesCount": link.dropped_attributes,
+                "flags": _flags(link.context),
+            }
+            for link in span.links
+        ]
+    for key, count in (
+        ("droppedAttributesCount", span.dropped_attributes),
+        ("droppedEventsCount", span.dropped_events),
+        ("droppedLinksCount", span.dropped_links),
+    ):
+        if count:
+            encoded[key] = count
+    return encoded
+
+
+def _flags(context: SpanContext | None) -> int:
+    if context is not None and context.is_remote:
+        return _FLAG_HAS_IS_REMOTE | _FLAG_IS_REMOTE
+    return _FLAG_HAS_IS_REMOTE
+
+
+def _key_values(attributes: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    if not attributes:
+        return []
+    return [{"key": key, "value": _value(value)} for key, value in attributes.items()]
+
+
+def _value(value: Any) -> dict[str, Any]:
+    # bool before int: bool is an int. int64 is a decimal string in ProtoJSON.
+    if isinstance(value, str):
+        return {"stringValue": value}
+    if isinstance(value, bool):
+        return {"boolValue": value}
+    if isinstance(value, int):
+        return {"intValue": str(value)}
+    if isinstance(value, float):
+        return {"doubleValue": value}
+    if isinstance(value, bytes):
+        return {"bytesValue": base64.b64encode(value).decode()}
+    if isinstance(value, Mapping):
+        return {"kvlistValue": {"values": _key_values(value)}}
+    if isinstance(value, Sequence):
+        return {"arrayValue": {"values": [_value(item) for item in value]}}
+    return {}
+
+
+class SpanRecord(TypedDict):
+    """One span, flattened for lookup and display."""
+
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    name: str
+    kind: str
+    service: str
+    start_ns: int
+    end_ns: int
+    status: str
+    attributes: dict[str, Any]
+
+
+def read_spans(path: Path) -> list[SpanRecord]:
+    """Every span in an OTLP-JSON lines file, in file order.
+
+    Raises ``ValueError`` naming the file and line when a line is not OTLP-JSON.
+    """
+    records: list[SpanRecord] = []
+    with path.open("rb") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                records.extend(_records(orjson.loads(line)))
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError) as exc:
+                raise ValueError(
+                    f"{path}:{number}: not an OTLP-JSON trace request: {exc!r}"
+                ) from exc
+    return records
+
+
+def _records(request: dict[str, Any]) -> list[SpanRecord]:
+    records: list[SpanRecord] = []
+    for resource_spans in request.get("resourceSpans", ()):
+        resource = _attributes(resource_spans.get("resource", {}).get("attributes", ()))
+        service = str(resource.get("service.name", ""))
+        for scope_spans in resource_spans.get("scopeSpans", ()):
+            for span in scope_spans.get("spans", ()):
+                records.append(
+                    SpanRecord(
+                        trace_id=span["traceId"],
+                        span_id=span["spanId"],
+                        parent_span_id=span.get("parentSpanId") or None,
+                        name=span["name"],
+                        kind=_KINDS[span.get("kind", 0)],
+                        service=service,
+                        start_ns=int(span["startTimeUnixNano"]),
+                        end_ns=int(span["endTimeUnixNano"]),
+                        status=_STATUSES[span.get("status", {}).get("code", 0)],
+                        attributes=_attributes(span.get("attributes", ())),
+                    )
+                )
+    return records
+
+
+def _attributes(key_values: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    return {item["key"]: _any_value(item.get("value", {})) for item in key_values}
+
+
+def _any_value(value: dict[str, Any]) -> Any:
+    if "stringValue" in value:
+        return value["stringValue"]
+    if "boolValue" in value:
+        return value["boolValue"]
+    if "intValue" in value:
+        return int(value["intValue"])  # int64 is a decimal string in ProtoJSON
+    if "doubleValue" in value:
+        return float(value["doubleValue"])
+    if "arrayValue" in value:
+        return [_any_value(item) for item in value["arrayValue"].get("values", ())]
+    if "kvlistValue" in value:
+        return _attributes(value["kvlistValue"].get("values", ()))
+    if "bytesValue" in value:
+        return base64.b64decode(value["bytesValue"])
+    return None

@@ -1,0 +1,98 @@
+"""The lab runs: traffic flows, exemplars reach Prometheus, and losing features pages on-call.
+
+Against the real native stack (``stack`` fixture): real gunicorn instances behind nginx, a real
+Prometheus scraping them and evaluating the rules, a real Alertmanager delivering to the oncall
+receiver.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pytest
+import requests
+
+pytestmark = pytest.mark.live
+
+APPLICANT = {
+    "customer_id": 42,
+    "income": 61_000.0,
+    "age": 35,
+    "debt_ratio": 0.2,
+    "loan_amount": 9_000.0,
+    "employment_years": 4.0,
+}
+
+
+def test_traffic_is_scored_and_scraped(stack):
+    response = requests.post(f"{stack.scoring}/predict", json=APPLICANT, timeout=5)
+    assert response.status_code == 200
+    assert response.json()["model_version"]
+    stack.wait_for_query(
+        'sum by (job) (rate(http_requests_total{route="/predict", status="200"}[10s])) > 0'
+    )
+    stack.wait_for_query(
+        'sum by (job) (rate(http_requests_total{job="features", status="200"}[10s])) > 0'
+    )
+    build = stack.wait_for_query('app_build_info{job="scoring"}')
+    assert {series["metric"]["version"] for series in build} == {"1.0.0"}
+
+
+def test_latency_exemplars_carry_trace_ids(stack):
+    def exemplars() -> list[str]:
+        now = time.time()
+        response = requests.get(
+            f"{stack.prometheus}/api/v1/query_exemplars",
+            params={
+                "query": 'http_request_duration_seconds_bucket{job="scoring"}',
+                "start": now - 60,
+                "end": now,
+            },
+            timeout=5,
+        )
+        response.raise_for_status()
+        return [
+            exemplar["labels"]["trace_id"]
+            for series in response.json()["data"]
+            for exemplar in series["exemplars"]
+        ]
+
+    deadline = time.monotonic() + 30
+    while not (found := exemplars()) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert found, "no exemplar reached Prometheus"
+    assert all(len(trace_id) == 32 for trace_id in found)
+
+
+@pytest.mark.parametrize("service", ["scoring", "features"])
+def test_metrics_pass_promtool(stack, service):
+    instance = stack.wait_for_query(f'up{{job="{service}"}} == 1')[0]["metric"]["instance"]
+    text = requests.get(f"http://{instance}/metrics", timeout=5).text
+    check = subprocess.run(
+        ["promtool", "check", "metrics"], input=text, capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_losing_features_pages_and_recovery_resolves(stack):
+    since = time.time()
+    stack.stop("features")
+    try:
+        down = stack.wait_for_page("TargetDown", labels={"job": "features"}, since=since)
+        errors = stack.wait_for_page("HighErrorRate", labels={"job": "scoring"}, since=since)
+    finally:
+        stack.start("features")
+
+    for page in (down, errors):
+        assert page["labels"]["severity"] == "page"
+        assert page["annotations"]["summary"]
+        assert page["annotations"]["runbook_url"].endswith(f"#{page['alertname'].lower()}")
+        # Every alert names the last deploy: the running version and its commit.
+        assert "1.0.0" in page["annotations"]["description"]
+    assert down["labels"]["instance"].startswith("127.0.0.1:")
+
+    stack.wait_for_page("TargetDown", status="resolved", labels={"job": "features"}, since=since)
+    stack.wait_for_page(
+        "HighErrorRate", status="resolved", labels={"job": "scoring"}, since=since, timeout=90
+    )

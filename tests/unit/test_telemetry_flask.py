@@ -1,0 +1,248 @@
+"""init_app: request metrics, exemplars, request ids, request logs and the TELEMETRY switch."""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+from typing import Any
+
+import orjson
+import pytest
+import structlog
+from flask import Flask
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+from prometheus_client import CollectorRegistry
+
+from app.settings import SERVICE_DEFAULTS
+from app.telemetry import EXTENSION_KEY, Telemetry, configure_logging, hash_customer_id, init_app
+
+OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+
+
+def make_app(registry: CollectorRegistry, tracer_provider: TracerProvider, **config: Any) -> Flask:
+    app = Flask("svc")
+    app.config.update(SERVICE_DEFAULTS)
+    app.config.update(
+        SERVICE_VERSION="2.0.0",
+        COMMIT="abc123",
+        MODEL_VERSION="m2",
+        PREVIOUS_VERSION="1.9.0",
+        DEPLOYED_AT=1_700_000_000,
+    )
+    app.config.update(config)
+    init_app(app, "scoring", registry=registry, tracer_provider=tracer_provider)
+
+    @app.post("/predict")
+    def predict() -> dict[str, bool]:
+        return {"ok": True}
+
+    @app.get("/customers/<int:customer_id>/features")
+    def features(customer_id: int) -> dict[str, int]:
+        structlog.get_logger().info("features looked up", customer_id=customer_id)
+        return {"customer_id": customer_id}
+
+    @app.get("/boom")
+    def boom() -> str:
+        raise RuntimeError("boom")
+
+    @app.get("/healthz")
+    def healthz() -> str:
+        return "ok"
+
+    return app
+
+
+@pytest.fixture
+def app(registry: CollectorRegistry, tracer_provider: TracerProvider) -> Flask:
+    return make_app(registry, tracer_provider)
+
+
+def requests_total(
+    registry: CollectorRegistry, route: str, method: str, status: str
+) -> float | None:
+    labels = {"route": route, "method": method, "status": status, "version": "2.0.0"}
+    return registry.get_sample_value("http_requests_total", labels)
+
+
+def test_counts_requests_by_route_template_method_and_status(
+    app: Flask, registry: CollectorRegistry
+) -> None:
+    client = app.test_client()
+    client.get("/customers/1/features")
+    client.get("/customers/2/features")
+    client.post("/predict")
+
+    assert requests_total(registry, "/customers/<int:customer_id>/features", "GET", "200") == 2
+    assert requests_total(registry, "/predict", "POST", "200") == 1
+    labels = {"route": "/predict", "method": "POST", "version": "2.0.0"}
+    assert registry.get_sample_value("http_request_duration_seconds_count", labels) == 1
+
+
+def test_unknown_paths_and_methods_share_fixed_labels(
+    app: Flask, registry: CollectorRegistry
+) -> None:
+    client = app.test_client()
+    client.get("/no/such/path/1")
+    client.get("/no/such/path/2")
+    client.open("/predict", method="PROPFIND")
+
+    assert requests_total(registry, "unmatched", "GET", "404") == 2
+    assert requests_total(registry, "unmatched", "OTHER", "405") == 1
+
+
+@pytest.mark.parametrize("propagate", [False, True], ids=["handled", "propagated"])
+def test_a_request_that_raises_counts_as_500(
+    app: Flask, registry: CollectorRegistry, propagate: bool
+) -> None:
+    app.config["PROPAGATE_EXCEPTIONS"] = propagate
+    client = app.test_client()
+    if propagate:
+        with pytest.raises(RuntimeError):
+            client.get("/boom")
+    else:
+        assert client.get("/boom").status_code == 500
+
+    assert requests_total(registry, "/boom", "GET", "500") == 1
+
+
+def test_exemplar_carries_the_request_trace_id_in_openmetrics_only(
+    app: Flask, span_exporter: InMemorySpanExporter
+) -> None:
+    client = app.test_client()
+    client.post("/predict")
+    (server_span,) = span_exporter.get_finished_spans()
+    trace_id = format(server_span.context.trace_id, "032x")
+
+    scrape = client.get("/metrics", headers={"Accept": OPENMETRICS})
+    text = client.get("/metrics").get_data(as_text=True)
+
+    assert scrape.content_type.startswith("application/openmetrics-text")
+    exemplars = re.findall(
+        r'^http_request_duration_seconds_bucket\{[^}]*route="/predict"[^}]*\} 1\.0 '
+        r'# \{trace_id="([0-9a-f]{32})"\}',
+        scrape.get_data(as_text=True),
+        flags=re.MULTILINE,
+    )
+    assert exemplars and set(exemplars) == {trace_id}
+    assert "# {" not in text
+    assert "http_requests_total" in text
+
+
+def test_metrics_probes_are_counted_but_not_traced(
+    app: Flask, registry: CollectorRegistry, span_exporter: InMemorySpanExporter
+) -> None:
+    client = app.test_client()
+    client.get("/healthz")
+    client.get("/metrics")
+
+    assert span_exporter.get_finished_spans() == ()
+    assert requests_total(registry, "/healthz", "GET", "200") == 1
+    assert requests_total(registry, "/metrics", "GET", "200") == 1
+
+
+def test_build_info_and_deploy_time(app: Flask, registry: CollectorRegistry) -> None:
+    build = {
+        "version": "2.0.0",
+        "commit": "abc123",
+        "model_version": "m2",
+        "previous_version": "1.9.0",
+    }
+
+    assert registry.get_sample_value("app_build_info", build) == 1
+    assert registry.get_sample_value("app_deploy_timestamp_seconds") == 1_700_000_000
+    assert registry.get_sample_value("process_resident_memory_bytes") > 0
+    assert isinstance(app.extensions[EXTENSION_KEY], Telemetry)
+
+
+def test_deploy_time_defaults_to_start_time(
+    registry: CollectorRegistry, tracer_provider: TracerProvider
+) -> None:
+    before = time.time()
+    make_app(registry, tracer_provider, DEPLOYED_AT=0)
+
+    assert registry.get_sample_value("app_deploy_timestamp_seconds") >= before
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("DEPLOYED_AT", "yesterday"), ("DEPLOYED_AT", -5), ("TELEMETRY", "maybe")]
+)
+def test_bad_settings_name_the_variable(
+    registry: CollectorRegistry, tracer_provider: TracerProvider, key: str, value: object
+) -> None:
+    with pytest.raises(ValueError, match=f"OBSLAB_{key}"):
+        make_app(registry, tracer_provider, **{key: value})
+
+
+def test_request_id_is_echoed_or_replaced(app: Flask) -> None:
+    client = app.test_client()
+    given = client.get("/healthz", headers={"X-Request-ID": "req-42"})
+    hostile = client.get("/healthz", headers={"X-Request-ID": "x" * 500})
+    missing = client.get("/healthz")
+
+    assert given.headers["X-Request-ID"] == "req-42"
+    assert re.fullmatch(r"[0-9a-f]{32}", hostile.headers["X-Request-ID"])
+    assert re.fullmatch(r"[0-9a-f]{32}", missing.headers["X-Request-ID"])
+    assert missing.headers["X-Request-ID"] != hostile.headers["X-Request-ID"]
+
+
+def test_request_lines_carry_trace_and_request_context(
+    app: Flask, span_exporter: InMemorySpanExporter
+) -> None:
+    stream = io.BytesIO()
+    configure_logging("scoring", "2.0.0", stream=stream)
+    client = app.test_client()
+    client.get("/customers/7/features", headers={"X-Request-ID": "req-7"})
+    client.get("/healthz")
+    client.get("/metrics")
+
+    app_line, request_line = (orjson.loads(line) for line in stream.getvalue().splitlines())
+    (server_span,) = span_exporter.get_finished_spans()
+    assert server_span.kind is SpanKind.SERVER
+    assert request_line["event"] == "request"
+    assert request_line["level"] == "info"
+    assert request_line["route"] == "/customers/<int:customer_id>/features"
+    assert request_line["method"] == "GET"
+    assert request_line["status"] == 200
+    assert request_line["duration_ms"] >= 0
+    assert request_line["service"] == "scoring"
+    assert request_line["version"] == "2.0.0"
+    assert request_line["timestamp"].endswith("Z")
+    for line in (app_line, request_line):
+        assert line["request_id"] == "req-7"
+        assert line["trace_id"] == format(server_span.context.trace_id, "032x")
+        assert line["span_id"] == format(server_span.context.span_id, "016x")
+    assert app_line["customer_id"] == hash_customer_id(7)
+
+
+def test_a_failed_request_logs_its_exception(app: Flask) -> None:
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    with structlog.testing.capture_logs() as logs:
+        app.test_client().get("/boom")
+
+    (line,) = (entry for entry in logs if entry["event"] == "request")
+    assert line["log_level"] == "error"
+    assert line["status"] == 500
+    assert isinstance(line["exc_info"], RuntimeError)
+
+
+def test_telemetry_off_records_nothing_but_still_serves_metrics(
+    registry: CollectorRegistry,
+    tracer_provider: TracerProvider,
+    span_exporter: InMemorySpanExporter,
+) -> None:
+    app = make_app(registry, tracer_provider, TELEMETRY="off")
+    client = app.test_client()
+    with structlog.testing.capture_logs() as logs:
+        response = client.post("/predict")
+        scrape = client.get("/metrics")
+
+    assert app.extensions[EXTENSION_KEY].enabled is False
+    assert "X-Request-ID" not in response.headers
+    assert requests_total(registry, "/predict", "POST", "200") is None
+    assert span_exporter.get_finished_spans() == ()
+    assert logs == []
+    assert scrape.status_code == 200
+    assert b'app_build_info{commit="abc123"' in scrape.data

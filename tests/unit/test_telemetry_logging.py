@@ -1,0 +1,118 @@
+"""configure_logging: JSON lines to stdout and a file, structured exceptions, redaction."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import orjson
+import structlog
+
+from app.telemetry import configure_logging, hash_customer_id
+from app.telemetry.logging import REDACTED, Redactor
+
+
+def lines(stream: io.BytesIO) -> list[dict]:
+    return [orjson.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_writes_one_json_object_a_line_to_stream_and_file(tmp_path: Path) -> None:
+    log_file = tmp_path / "logs" / "scoring.jsonl"
+    stream = io.BytesIO()
+    configure_logging("scoring", "2.0.0", log_file=log_file, stream=stream)
+    structlog.get_logger().info("first", n=1)
+    structlog.get_logger().warning("second", n=2)
+
+    assert log_file.read_bytes() == stream.getvalue()
+    first, second = lines(stream)
+    assert first["event"] == "first"
+    assert first["level"] == "info"
+    assert second["level"] == "warning"
+    assert first["service"] == "scoring"
+    assert first["version"] == "2.0.0"
+    assert "trace_id" not in first and "span_id" not in first
+
+
+def test_reconfiguring_appends_to_the_new_file(tmp_path: Path) -> None:
+    old, new = tmp_path / "old.jsonl", tmp_path / "new.jsonl"
+    new.write_bytes(b'{"event":"earlier"}\n')
+    configure_logging("scoring", "1.0.0", log_file=old, stream=io.BytesIO())
+    configure_logging("scoring", "2.0.0", log_file=new, stream=io.BytesIO())
+    structlog.get_logger().info("after")
+
+    assert old.read_bytes() == b""
+    earlier, after = (orjson.loads(line) for line in new.read_bytes().splitlines())
+    assert earlier == {"event": "earlier"}
+    assert after["version"] == "2.0.0"
+
+
+def test_debug_lines_are_dropped() -> None:
+    stream = io.BytesIO()
+    configure_logging("scoring", "2.0.0", stream=stream)
+    structlog.get_logger().debug("noise")
+
+    assert stream.getvalue() == b""
+
+
+def test_exceptions_are_structured_without_frame_locals() -> None:
+    stream = io.BytesIO()
+    configure_logging("scoring", "2.0.0", stream=stream)
+    token = "s3cr3t"  # a local that must not reach the log
+    try:
+        raise ValueError(f"bad input for {len(token)} chars")
+    except ValueError:
+        structlog.get_logger().exception("failed")
+
+    (line,) = lines(stream)
+    (exception,) = line["exception"]
+    assert exception["exc_type"] == "ValueError"
+    assert exception["frames"][-1]["name"] == "test_exceptions_are_structured_without_frame_locals"
+    assert b"s3cr3t" not in stream.getvalue()
+
+
+def test_logged_lines_are_redacted() -> None:
+    stream = io.BytesIO()
+    configure_logging("scoring", "2.0.0", stream=stream)
+    structlog.get_logger().info("scored", customer_id=42, income=52_000, Authorization="Bearer x")
+
+    (line,) = lines(stream)
+    assert line["customer_id"] == hash_customer_id(42)
+    assert line["income"] == REDACTED
+    assert line["Authorization"] == REDACTED
+
+
+def test_redactor_hashes_customer_ids_and_redacts_at_any_depth() -> None:
+    applicant = {"age": 41, "debt_ratio": 0.3, "customer_id": "C-9", "channel": "web"}
+    event = {
+        "event": "request body",
+        "customer_id": 42,
+        "payload": {"applicant": applicant, "history": [{"late_payments": 2, "month": 3}]},
+        "headers": {"X-Api-Token": "t", "Cookie": "c", "Accept": "json"},
+        "db_password": "p",
+        "client_secret": "s",
+        "referrer": {"customer_id": None},
+    }
+
+    redacted = Redactor()(None, "info", event)
+
+    assert redacted["customer_id"] == hash_customer_id(42) != "42"
+    assert len(redacted["customer_id"]) == 16
+    assert redacted["payload"] == {
+        "applicant": {
+            "age": REDACTED,
+            "debt_ratio": REDACTED,
+            "customer_id": hash_customer_id("C-9"),
+            "channel": "web",
+        },
+        "history": [{"late_payments": REDACTED, "month": 3}],
+    }
+    assert redacted["headers"] == {"X-Api-Token": REDACTED, "Cookie": REDACTED, "Accept": "json"}
+    assert redacted["db_password"] == REDACTED
+    assert redacted["client_secret"] == REDACTED
+    assert redacted["referrer"] == {"customer_id": None}
+    assert applicant["age"] == 41, "the caller's own data is left alone"
+
+
+def test_customer_id_pseudonyms_are_stable_and_distinct() -> None:
+    assert hash_customer_id(42) == hash_customer_id("42")
+    assert hash_customer_id(42) != hash_customer_id(43)
