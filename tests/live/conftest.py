@@ -22,10 +22,24 @@ import requests
 from loadgen.profile import Profile
 from obslab import stack as native
 from obslab.oncall.client import fetch_pages
+from obslab.processes import port_in_use
 
-#: Shift every port so the live stack runs beside a user's `make up` (and beside another live
-#: session, with a different OBSLAB_TEST_PORT_OFFSET).
-PORT_OFFSET = int(os.environ.get("OBSLAB_TEST_PORT_OFFSET", "20000"))
+#: Shift every port so the live stack runs beside a user's `make up`. Another live session
+#: already on that shift moves this one up by steps of 1000 (or set OBSLAB_TEST_PORT_OFFSET).
+BASE_PORT_OFFSET = 20000
+
+
+def _free_port_offset() -> int:
+    if "OBSLAB_TEST_PORT_OFFSET" in os.environ:
+        return int(os.environ["OBSLAB_TEST_PORT_OFFSET"])
+    for offset in range(BASE_PORT_OFFSET, BASE_PORT_OFFSET + 10_000, 1000):
+        front_doors = (8000, 8001, 8002, 8100, 8101, 8200, 8201, 9090, 9093)
+        if not any(port_in_use(port + offset) for port in front_doors):
+            return offset
+    raise RuntimeError("no free port offset for the live stack between 20000 and 29000")
+
+
+PORT_OFFSET = _free_port_offset()
 #: Requests a second of background traffic: enough for rate() windows of a few seconds.
 LOAD_RATE = 20.0
 
