@@ -11,6 +11,7 @@ import argparse
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import requests
 from grafana_client import GrafanaApi
@@ -216,7 +217,7 @@ def _datasource_uids(document: dict) -> set[str]:
     return {ref["uid"] for ref in refs if ref and ref.get("type") != "grafana"}
 
 
-def _get(call):
+def _get(call: Callable[[], Any]) -> Any:
     """The object ``call`` reads, or None when Grafana answers 404."""
     try:
         return call()
