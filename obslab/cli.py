@@ -17,7 +17,12 @@ from obslab.errors import ObslabError
 
 #: Command groups that live beside the code they drive: each module has
 #: ``register(commands)``, adding its subparsers with ``set_defaults(run=...)``.
-COMMAND_GROUPS: tuple[str, ...] = ()
+COMMAND_GROUPS: tuple[str, ...] = (
+    "obslab.fault_cli",
+    "obslab.load_cli",
+    "obslab.inspect",
+    "obslab.releases_cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,7 +8,7 @@ from pathlib import Path
 from flask import Flask, jsonify
 from opentelemetry.sdk.trace import TracerProvider
 
-from app import errors, telemetry
+from app import admin, errors, faults, telemetry
 from app.features.store import CustomerStore, seed
 from app.settings import load_config, log_file, state_dir
 from app.telemetry import configure_logging
@@ -28,9 +28,13 @@ def create_app(
     configure_logging("features", str(app.config["SERVICE_VERSION"]), log_file=log_file(app))
     errors.init_app(app)
     telemetry.init_app(app, "features", tracer_provider=tracer_provider)
+    fault_state = faults.FaultState("features")
+    admin.init_app(app, fault_state)
 
     @app.get("/customers/<int:customer_id>/features")
     def customer_features(customer_id: int):
+        if fault_state.armed:
+            faults.before_features_lookup(fault_state)
         found = store.features(customer_id)
         if found is None:
             return jsonify(error="unknown customer", field="customer_id"), 404

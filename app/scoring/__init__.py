@@ -15,10 +15,10 @@ import structlog
 from flask import Flask, jsonify, request
 from opentelemetry.sdk.trace import TracerProvider
 
-from app import errors, releases, telemetry
+from app import admin, errors, faults, releases, telemetry
 from app.errors import RequestError
 from app.model.registry import load_model
-from app.scoring import validation
+from app.scoring import openapi, validation
 from app.scoring.changes import CHANGES
 from app.scoring.features_client import DependencyError, FeaturesClient
 from app.scoring.predictions import FeedbackConflict, PredictionStore
@@ -55,9 +55,14 @@ def create_app(
     model_metrics = ModelMetrics(tel.registry, loaded.baseline)
     dependency = DependencyMetrics(tel.registry, "features")
     tracer = tel.tracer
+    fault_state = faults.FaultState("scoring")
+    admin.init_app(app, fault_state)
+    openapi.init_app(app)
 
     @app.post("/predict")
     def predict():
+        if fault_state.armed:
+            faults.before_predict(fault_state)
         with tracer.start_as_current_span("validate"):
             body = validation.parse_json_object(request.get_data(), request.content_type)
             applicant = validation.applicant(body)
