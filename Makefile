@@ -2,7 +2,7 @@
 SHELL := bash
 BIN := .venv/bin
 
-.PHONY: setup up down status test lint fmt rules
+.PHONY: setup up down status test lint fmt rules bench
 
 # The venv (reinstalled only when pyproject.toml changes) and the stack's binaries.
 setup:
@@ -33,3 +33,7 @@ fmt: setup
 # Regenerate alerts/obslab.rules.yml from alerts/rules.py and alerts/thresholds.yaml.
 rules: setup
 	$(BIN)/python -m alerts.rules
+
+# Benchmarks (drift detection quality, ...): one table, also saved under .obslab/bench/.
+bench: setup
+	$(BIN)/python -m bench

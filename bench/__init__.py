@@ -1,0 +1,1 @@
+"""Benchmarks of the lab, run together by ``python -m bench`` (``make bench``)."""
