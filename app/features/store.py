@@ -47,6 +47,9 @@ class CustomerStore:
         return db
 
     def features(self, customer_id: int) -> dict[str, float] | None:
+        # SQLite integers are 64-bit: a larger id cannot be a customer (and cannot be bound).
+        if not 0 <= customer_id < 2**63:
+            return None
         row = (
             self._connection()
             .execute(f"SELECT {_COLUMNS} FROM customers WHERE customer_id = ?", (customer_id,))
