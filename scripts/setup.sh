@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prepare this checkout: .venv with the project installed, and the binaries the native stack
-# runs (Prometheus, Alertmanager, nginx). Safe to re-run: it only does what is missing.
+# runs (Prometheus, Alertmanager, nginx), and wrk for the benchmarks. Safe to re-run: it only
+# does what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +31,7 @@ missing_binaries() {
   found prometheus-alertmanager || found alertmanager || missing+=(alertmanager)
   found amtool || missing+=(amtool)
   found nginx || missing+=(nginx)
+  found wrk || missing+=(wrk)
   echo "${missing[@]}"
 }
 
@@ -41,7 +43,7 @@ fi
 if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null; then
   echo "setup: missing on PATH: $missing" >&2
   echo "setup: install them, e.g. on Debian/Ubuntu as root:" >&2
-  echo "  apt-get install --no-install-recommends prometheus prometheus-alertmanager nginx-light" >&2
+  echo "  apt-get install --no-install-recommends prometheus prometheus-alertmanager nginx-light wrk" >&2
   exit 1
 fi
 
@@ -51,6 +53,8 @@ packages=(prometheus prometheus-alertmanager)
 # Newer Debian releases fold nginx-light into nginx.
 if apt-cache show nginx-light >/dev/null 2>&1; then packages+=(nginx-light); else packages+=(nginx); fi
 found docker-compose || packages+=(docker-compose)
+# The load tool of `make bench`.
+found wrk || packages+=(wrk)
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}"
 
 # The packages start system services on the lab's own ports (9090, 9093, 80); obslab runs its

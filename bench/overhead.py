@@ -1,0 +1,226 @@
+"""Telemetry overhead: ``POST /predict`` end to end, without telemetry and with three kinds of it.
+
+Each variant is a real scoring + features pair under gunicorn, loaded by wrk at the same
+fixed concurrency. The variants run interleaved, in an order rotated every round, so a
+machine that slows down over the run slows all of them alike. Figures are medians over rounds.
+
+Rerun a variant by hand with the same settings: ``OBSLAB_TELEMETRY=off`` turns obslab's
+telemetry off; ``OTEL_TRACES_SAMPLER``/``OTEL_TRACES_SAMPLER_ARG`` set its sampling.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from bench import wrk
+from bench.pair import ServicePair
+from bench.report import Row
+from obslab.errors import ObslabError
+
+TITLE = "telemetry overhead"
+
+#: Throughput of full telemetry relative to none that issue 7 asks for.
+GOAL_FULL_RATIO = 0.85
+
+ROUNDS = int(os.environ.get("OBSLAB_BENCH_ROUNDS", "3"))
+SECONDS = float(os.environ.get("OBSLAB_BENCH_SECONDS", "10"))
+CONNECTIONS = int(os.environ.get("OBSLAB_BENCH_CONNECTIONS", "8"))
+WARMUP_SECONDS = 3.0
+
+
+@dataclass(frozen=True)
+class Variant:
+    key: str
+    label: str
+    env: Mapping[str, str] = field(default_factory=dict)
+    #: Run under ``opentelemetry-instrument`` (zero-code), with OTLP to the local sink.
+    agent: bool = False
+
+
+VARIANTS = (
+    Variant("a", "telemetry off", {"OBSLAB_TELEMETRY": "off"}),
+    Variant("b", "obslab, traces 100%", {"OTEL_TRACES_SAMPLER": "parentbased_always_on"}),
+    Variant(
+        "c",
+        "OTel zero-code only",
+        {
+            "OBSLAB_TELEMETRY": "off",
+            "OTEL_TRACES_EXPORTER": "otlp",
+            "OTEL_METRICS_EXPORTER": "none",
+            "OTEL_LOGS_EXPORTER": "none",
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        },
+        agent=True,
+    ),
+    Variant(
+        "d",
+        "obslab, traces 10%",
+        {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"},
+    ),
+)
+BASELINE = "a"
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A variant's medians over rounds; ``errors`` is summed over every round."""
+
+    variant: Variant
+    rate: float
+    p50: float
+    p99: float
+    errors: int
+
+
+def summarise(variant: Variant, runs: Sequence[wrk.WrkResult]) -> Summary:
+    return Summary(
+        variant=variant,
+        rate=statistics.median(run.rate for run in runs),
+        p50=statistics.median(run.p50 for run in runs),
+        p99=statistics.median(run.p99 for run in runs),
+        errors=sum(run.errors for run in runs),
+    )
+
+
+def rotated(items: Sequence[Variant], round_index: int) -> list[Variant]:
+    """``items`` starting at position ``round_index`` (mod length): each leads one round."""
+    start = round_index % len(items)
+    return [*items[start:], *items[:start]]
+
+
+def rows(summaries: Sequence[Summary]) -> list[Row]:
+    """Figures per variant, then the throughput of each variant relative to the baseline."""
+    by_key = {summary.variant.key: summary for summary in summaries}
+    baseline = by_key[BASELINE]
+    table: list[Row] = []
+    for summary in summaries:
+        case = f"{summary.variant.key}: {summary.variant.label}"
+        table += [
+            Row(case, "throughput", f"{summary.rate:.0f} req/s"),
+            Row(case, "p50 / p99", f"{summary.p50 * 1e3:.1f} / {summary.p99 * 1e3:.1f} ms"),
+            Row(case, "errors", str(summary.errors), "0", summary.errors == 0),
+        ]
+    for summary in summaries:
+        key = summary.variant.key
+        if key == BASELINE:
+            continue
+        ratio = summary.rate / baseline.rate
+        goal, met = "", None
+        if key == "b":
+            goal, met = f">= {GOAL_FULL_RATIO}", ratio >= GOAL_FULL_RATIO
+        table.append(Row(f"{key}/{BASELINE}", "throughput ratio", f"{ratio:.2f}", goal, met))
+    if "b" in by_key and "c" in by_key:
+        full, zero_code = by_key["b"], by_key["c"]
+        table.append(
+            Row(
+                "b vs c",
+                "throughput ratio",
+                f"{full.rate / zero_code.rate:.2f}",
+                "> 1",
+                full.rate > zero_code.rate,
+            )
+        )
+    return table
+
+
+def run() -> list[Row]:
+    return rows(measure(VARIANTS, rounds=ROUNDS, seconds=SECONDS, connections=CONNECTIONS))
+
+
+def measure(
+    variants: Sequence[Variant], *, rounds: int, seconds: float, connections: int
+) -> list[Summary]:
+    """Start every variant's pair, warm each up, then load them in rotated rounds."""
+    with tempfile.TemporaryDirectory(prefix="obslab-bench-") as tmp, ExitStack() as stack:
+        root = Path(tmp)
+        script = root / "predict.lua"
+        script.write_text(wrk.predict_script(wrk.applicant_bodies(512)))
+        sink = stack.enter_context(_otlp_sink())
+        pairs: dict[str, ServicePair] = {}
+        for slot, variant in enumerate(variants):
+            env = dict(variant.env)
+            if variant.agent:
+                env["OTEL_EXPORTER_OTLP_ENDPOINT"] = sink.url
+            pairs[variant.key] = stack.enter_context(
+                ServicePair(
+                    variant.key,
+                    slot,
+                    root / variant.key,
+                    env=env,
+                    agent=variant.agent,
+                    models_dir=root / "models",
+                )
+            )
+        runs: dict[str, list[wrk.WrkResult]] = {variant.key: [] for variant in variants}
+        for variant in variants:
+            wrk.run(
+                pairs[variant.key].scoring_url,
+                script,
+                connections=connections,
+                seconds=WARMUP_SECONDS,
+            )
+        for round_index in range(rounds):
+            for variant in rotated(variants, round_index):
+                result = wrk.run(
+                    pairs[variant.key].scoring_url,
+                    script,
+                    connections=connections,
+                    seconds=seconds,
+                )
+                runs[variant.key].append(result)
+        if any(variant.agent for variant in variants) and sink.exports == 0:
+            raise ObslabError(
+                "the zero-code variant exported no spans to the OTLP sink; "
+                f"see the logs under {root}"
+            )
+        return [summarise(variant, runs[variant.key]) for variant in variants]
+
+
+class _Sink(ThreadingHTTPServer):
+    exports = 0
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}"
+
+
+class _DiscardTraces(BaseHTTPRequestHandler):
+    """Accepts OTLP/HTTP exports and discards them: a collector that costs nothing."""
+
+    server: _Sink
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.path == "/v1/traces":
+            self.server.exports += 1
+            self.send_response(200)
+        else:
+            self.send_response(404)
+        # An empty ExportTraceServiceResponse encodes as zero bytes.
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Silent: one line per export would only clutter the benchmark's output."""
+
+
+@contextmanager
+def _otlp_sink() -> Iterator[_Sink]:
+    sink = _Sink(("127.0.0.1", 0), _DiscardTraces)
+    thread = threading.Thread(target=sink.serve_forever, name="otlp-sink", daemon=True)
+    thread.start()
+    try:
+        yield sink
+    finally:
+        sink.shutdown()
+        sink.server_close()

@@ -1,0 +1,62 @@
+"""bench.overhead: interleaving, medians and the ratios it reports."""
+
+from __future__ import annotations
+
+from bench import overhead
+from bench.overhead import VARIANTS, Summary, Variant
+from bench.wrk import WrkResult
+
+
+def _summary(key: str, rate: float, errors: int = 0) -> Summary:
+    variant = next(variant for variant in VARIANTS if variant.key == key)
+    return Summary(variant, rate=rate, p50=0.01, p99=0.05, errors=errors)
+
+
+def _by(rows: list, case: str, measure: str):
+    return next(row for row in rows if row.case == case and row.measure == measure)
+
+
+def test_every_variant_leads_one_round_and_each_round_runs_all() -> None:
+    rounds = [overhead.rotated(VARIANTS, index) for index in range(len(VARIANTS))]
+
+    assert [order[0].key for order in rounds] == ["a", "b", "c", "d"]
+    assert all(sorted(v.key for v in order) == ["a", "b", "c", "d"] for order in rounds)
+    assert overhead.rotated(VARIANTS, 5) == rounds[1]
+
+
+def test_summarise_takes_medians_and_sums_errors() -> None:
+    variant = Variant("x", "x")
+    runs = [
+        WrkResult(requests=1000, seconds=10, errors=0, p50=0.010, p99=0.100),
+        WrkResult(requests=3000, seconds=10, errors=2, p50=0.030, p99=0.050),
+        WrkResult(requests=2000, seconds=10, errors=1, p50=0.020, p99=0.070),
+    ]
+
+    summary = overhead.summarise(variant, runs)
+
+    assert (summary.rate, summary.p50, summary.p99, summary.errors) == (200, 0.02, 0.07, 3)
+
+
+def test_ratios_are_relative_to_telemetry_off_and_only_b_has_the_goal() -> None:
+    rows = overhead.rows(
+        [_summary("a", 400), _summary("b", 360), _summary("c", 220), _summary("d", 380)]
+    )
+
+    full = _by(rows, "b/a", "throughput ratio")
+    assert (full.value, full.goal, full.met) == ("0.90", ">= 0.85", True)
+    zero_code = _by(rows, "c/a", "throughput ratio")
+    assert (zero_code.value, zero_code.met) == ("0.55", None)
+    assert _by(rows, "d/a", "throughput ratio").value == "0.95"
+    versus = _by(rows, "b vs c", "throughput ratio")
+    assert (versus.value, versus.met) == ("1.64", True)
+
+
+def test_a_slow_full_variant_and_errors_fail_their_goals() -> None:
+    rows = overhead.rows(
+        [_summary("a", 400), _summary("b", 300, errors=4), _summary("c", 320), _summary("d", 390)]
+    )
+
+    assert _by(rows, "b/a", "throughput ratio").met is False
+    assert _by(rows, "b vs c", "throughput ratio").met is False
+    errors = _by(rows, "b: obslab, traces 100%", "errors")
+    assert (errors.value, errors.met) == ("4", False)
