@@ -18,11 +18,13 @@ from collections.abc import Collection
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import psutil
+
 from app.settings import state_dir
 from obslab import render
 from obslab.errors import ObslabError
 from obslab.layout import StateLayout
-from obslab.processes import ProcessSpec, Supervisor, port_in_use, probe
+from obslab.processes import ProcessSpec, Supervisor, log_tail, port_in_use, probe
 from obslab.stackconfig import (
     REPO_ROOT,
     AppService,
@@ -154,15 +156,85 @@ def publish_instances(stack: StackConfig, topology: Topology, layout: StateLayou
         os.kill(nginx, signal.SIGHUP)
 
 
+# --- one instance at a time, for deploys (obslab.deploy) -------------------------------------
+
+
+def start_instance(
+    stack: StackConfig, topology: Topology, layout: StateLayout, instance: Instance
+) -> None:
+    """Start ``instance`` (already in ``topology``) and return once it is healthy.
+
+    It gets the same settings ``up`` gives its service, with its own release; it is not
+    published: nginx and Prometheus learn of it from ``publish_and_settle``.
+    """
+    specs = [
+        spec
+        for _, stage in _stages(stack, topology, layout, _secrets(stack, topology, layout))
+        for spec in stage
+        if spec.name == instance.name
+    ]
+    if not specs:
+        raise ObslabError(f"{instance.name} is not an instance of the topology")
+    _check_ports(specs)
+    supervisor = Supervisor(layout.run)
+    try:
+        pid = supervisor.start(specs[0])
+        print(f"started {instance.name} (pid {pid}), log {specs[0].log}", flush=True)
+        supervisor.wait_healthy(specs, HEALTH_TIMEOUT)
+    except BaseException:
+        supervisor.stop([instance.name], STOP_GRACE)
+        raise
+
+
+def stop_instance(layout: StateLayout, instance: Instance) -> None:
+    """Stop one instance gracefully: gunicorn's SIGTERM lets in-flight requests finish."""
+    if Supervisor(layout.run).stop([instance.name], STOP_GRACE):
+        print(f"stopped {instance.name}", flush=True)
+
+
+def publish_and_settle(stack: StackConfig, topology: Topology, layout: StateLayout) -> None:
+    """Publish the topology's instances; return once nginx no longer routes to any other.
+
+    nginx reloads in the background: new workers take new connections while the old ones
+    finish their in-flight requests on the old upstreams, then exit. Only after that can an
+    instance left out of the topology stop without dropping a request.
+    """
+    old_workers = _nginx_workers(layout)
+    publish_instances(stack, topology, layout)
+    deadline = time.monotonic() + STOP_GRACE
+    while any(_alive(worker) for worker in old_workers):
+        if time.monotonic() > deadline:
+            raise ObslabError(
+                f"nginx still runs its old workers {STOP_GRACE:.0f}s after a reload, so it may "
+                f"not have taken the new upstreams; last lines of {layout.log('nginx')}:\n"
+                f"{log_tail(layout.log('nginx'))}"
+            )
+        time.sleep(0.05)
+
+
+def _nginx_workers(layout: StateLayout) -> list[psutil.Process]:
+    master = Supervisor(layout.run).pid("nginx")
+    if master is None:
+        return []
+    try:
+        return psutil.Process(master).children()
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        # is_running() also tells a recycled pid from the original process.
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def _start(
     stack: StackConfig, topology: Topology, layout: StateLayout, services: Collection[str]
 ) -> None:
-    profile = stack.profile(topology.profile)
     supervisor = Supervisor(layout.run)
-    secrets_ = _Secrets(
-        oncall_token=_token(layout.oncall_token, "OBSLAB_ONCALL_TOKEN"),
-        admin_token=_token(layout.admin_token, "OBSLAB_ADMIN_TOKEN") if profile.admin else None,
-    )
+    secrets_ = _secrets(stack, topology, layout)
     stages = []
     for service, specs in _stages(stack, topology, layout, secrets_):
         if service not in services:
@@ -179,6 +251,7 @@ def _start(
     _check_binaries(todo)
     _check_ports(todo)
 
+    profile = stack.profile(topology.profile)
     _write_atomic(layout.rules_file, render.render_rules(profile))
     _write_atomic(layout.prometheus_config, render.render_prometheus(stack, profile, layout))
     _write_atomic(layout.alertmanager_config, render.render_alertmanager(stack, profile, layout))
@@ -197,6 +270,17 @@ def _start(
         # Ctrl-C included: never leave half of what this call started running.
         supervisor.stop(started, STOP_GRACE)
         raise
+
+
+def _secrets(stack: StackConfig, topology: Topology, layout: StateLayout) -> _Secrets:
+    return _Secrets(
+        oncall_token=_token(layout.oncall_token, "OBSLAB_ONCALL_TOKEN"),
+        admin_token=(
+            _token(layout.admin_token, "OBSLAB_ADMIN_TOKEN")
+            if stack.profile(topology.profile).admin
+            else None
+        ),
+    )
 
 
 def _stages(

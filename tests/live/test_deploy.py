@@ -1,0 +1,217 @@
+"""Deploys are observable: real rolling and canary deploys under Locust traffic, attributed
+(or not) by the alert rules, as the on-call engineer's pages show.
+
+The tests run in order on the session's one stack: a good release, the erroring release and
+its rollback, a miscalibrated canary and its rollback, then errors that began before a deploy.
+The module's fixture puts back the initial release and waits until the alerts have resolved.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+import pytest
+import requests
+
+from obslab import deploy
+from obslab.topology import read_topology
+
+pytestmark = pytest.mark.live
+
+INITIAL = ("1.0.0", "m1")
+DEPLOY_ALERTS = ("DeployErrorRegression", "DeployLatencyRegression", "DeployPredictionShift")
+# The test profile's deploy `for:` window is 10 s, its Alertmanager group_wait 1 s: an alert
+# that has not paged this long after its cause will not.
+QUIET_PERIOD = 25.0
+APPLICANT = {
+    "customer_id": 42,
+    "income": 61_000.0,
+    "age": 35,
+    "debt_ratio": 0.2,
+    "loan_amount": 9_000.0,
+    "employment_years": 4.0,
+}
+
+
+@contextmanager
+def _in_stack(stack) -> Iterator[None]:
+    """The deploy commands find the stack through $OBSLAB_HOME."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("OBSLAB_HOME", str(stack.home))
+        env.delenv("GRAFANA_URL", raising=False)
+        yield
+
+
+def _scoring_release(stack) -> tuple[str, str]:
+    release = read_topology(stack.home / "stack.json").releases["scoring"]
+    return release.version, release.model_version
+
+
+def _pages(stack, since: float, alertname: str, status: str = "firing") -> list[dict]:
+    """Pages of ``alertname`` the oncall receiver got after ``since`` (unix seconds)."""
+    response = requests.get(
+        f"{stack.oncall}/pages", params={"alertname": alertname, "status": status}, timeout=5
+    )
+    response.raise_for_status()
+    after = datetime.fromtimestamp(since, UTC)
+    return [
+        page
+        for page in response.json()
+        if datetime.fromisoformat(page["received_at"].replace("Z", "+00:00")) > after
+    ]
+
+
+def _wait_for_page(stack, since: float, alertname: str, status: str = "firing", **labels) -> dict:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        for page in _pages(stack, since, alertname, status):
+            if all(page["labels"].get(key) == value for key, value in labels.items()):
+                return page
+        time.sleep(0.5)
+    pytest.fail(f"no {status} page {alertname} {labels} since the deploy within 90s")
+
+
+def _deploy_pages(stack, since: float) -> list[dict]:
+    return [page for name in DEPLOY_ALERTS for page in _pages(stack, since, name)]
+
+
+def _wait_until_quiet(stack, alertnames: str, timeout: float = 120) -> None:
+    """Wait until no alert matching the regex ``alertnames`` is pending or firing."""
+    deadline = time.monotonic() + timeout
+    while stack.query(f'ALERTS{{alertname=~"{alertnames}"}}'):
+        if time.monotonic() > deadline:
+            pytest.fail(f"alerts {alertnames} still active after {timeout:.0f}s")
+        time.sleep(1)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def initial_release(stack) -> Iterator[None]:
+    """Leave the stack as the session found it: features up, no canary, the initial release."""
+    try:
+        yield
+    finally:
+        stack.start("features")
+        with _in_stack(stack):
+            scoring = read_topology(stack.home / "stack.json")
+            if len({i.release for i in scoring.instances_of("scoring")}) > 1:
+                deploy.rollback()
+            if _scoring_release(stack) != INITIAL:
+                deploy.deploy(INITIAL[0], model=INITIAL[1])
+        _wait_until_quiet(stack, "|".join((*DEPLOY_ALERTS, "HighErrorRate", "DependencyFailing")))
+
+
+class _Stream:
+    """A steady stream of real predictions through nginx, counting every answer.
+
+    Each request opens its own connection: on every reload nginx's old workers close their
+    idle client connections, and a client that reuses one at that instant sees it closed
+    before nginx read the request (HTTP's idle-close race, which clients retry). What this
+    counts is whether nginx and the instances answer every request they receive.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.answers: collections.Counter[object] = collections.Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> _Stream:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                response = requests.post(f"{self.url}/predict", json=APPLICANT, timeout=10)
+                self.answers[response.status_code] += 1
+            except requests.RequestException as exc:
+                self.answers[type(exc).__name__] += 1
+            time.sleep(0.02)
+
+
+def test_a_good_release_rolls_out_without_a_dropped_request_or_a_page(stack) -> None:
+    since = time.time()
+    with _in_stack(stack), _Stream(stack.scoring) as stream:
+        record = deploy.deploy("1.1.0")
+
+    assert record is not None and (record.version, record.previous_version) == ("1.1.0", "1.0.0")
+    assert set(stream.answers) == {200}, stream.answers
+    assert stream.answers[200] > 20
+    build = stack.wait_for_query('app_build_info{job="scoring", version="1.1.0"}')
+    assert {series["metric"]["previous_version"] for series in build} == {"1.0.0"}
+    assert not stack.query('app_build_info{job="scoring", version="1.0.0"}')
+    time.sleep(QUIET_PERIOD)
+    assert _deploy_pages(stack, since) == []
+
+
+def test_an_erroring_release_is_blamed_and_its_rollback_resolves(stack) -> None:
+    since = time.time()
+    with _in_stack(stack):
+        deploy.deploy("1.2.0")
+    page = _wait_for_page(
+        stack, since, "DeployErrorRegression", version="1.2.0", previous_version="1.1.0"
+    )
+    assert page["labels"]["commit"] == deploy.default_commit("1.2.0")
+
+    with _in_stack(stack):
+        record = deploy.rollback()
+
+    assert (record.version, record.previous_version, record.kind) == ("1.1.0", "1.2.0", "rollback")
+    _wait_for_page(
+        stack, since, "DeployErrorRegression", "resolved", version="1.2.0", previous_version="1.1.0"
+    )
+
+
+def test_a_miscalibrated_canary_shifts_predictions_and_raises_no_error(stack) -> None:
+    since = time.time()
+    with _in_stack(stack):
+        deploy.deploy("1.4.0", canary=50)
+    _wait_for_page(
+        stack,
+        since,
+        "DeployPredictionShift",
+        version="1.4.0",
+        previous_version="1.1.0",
+        model_version="m3",
+    )
+    assert _pages(stack, since, "DeployErrorRegression") == []
+    assert _pages(stack, since, "HighErrorRate") == []
+
+    with _in_stack(stack):
+        deploy.rollback()
+
+    assert _scoring_release(stack) == ("1.1.0", "m2")
+    _wait_for_page(stack, since, "DeployPredictionShift", "resolved", version="1.4.0")
+
+
+def test_errors_that_began_before_a_deploy_are_not_blamed_on_it(stack) -> None:
+    since = time.time()
+    # Without features, scoring answers every prediction with a 503: a cause that is no deploy.
+    stack.stop("features")
+    try:
+        _wait_for_page(stack, since, "HighErrorRate", job="scoring")
+        deployed = time.time()
+        with _in_stack(stack):
+            deploy.deploy(INITIAL[0], model=INITIAL[1])
+        time.sleep(QUIET_PERIOD)
+        # The errors began after the previous test's rollback too, within its attribution
+        # window, so that deploy may rightly be paged about; the new one must not be.
+        blamed = [
+            page
+            for page in _deploy_pages(stack, deployed)
+            if page["labels"]["version"] == INITIAL[0]
+        ]
+        assert blamed == []
+        assert stack.query('ALERTS{alertname="HighErrorRate", job="scoring"}')
+    finally:
+        stack.start("features")
+    _wait_for_page(stack, since, "HighErrorRate", "resolved", job="scoring")

@@ -1,0 +1,82 @@
+"""The deploy history: durable records in SQLite, read back in order."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from obslab.history import DeployHistory, DeployRecord, current_user, deploy_entries, history_file
+
+
+def _record(version: str, previous: str = "", kind: str = "rolling") -> DeployRecord:
+    commit = f"c0ffee{version[-1]}"
+    return DeployRecord(version, previous, commit, "m2", 1_700_000_000.5, "ada", kind)
+
+
+def test_records_come_back_oldest_first_from_a_new_reader(tmp_path: Path) -> None:
+    path = tmp_path / "deploys.db"
+    written = [_record("1.1.0", "1.0.0"), _record("1.2.0", "1.1.0"), _record("1.1.0", "1.2.0")]
+    for entry in written:
+        DeployHistory(path).record(entry)
+
+    assert DeployHistory(path).records() == written
+
+
+def test_the_file_is_in_wal_mode(tmp_path: Path) -> None:
+    path = tmp_path / "deploys.db"
+    DeployHistory(path).record(_record("1.1.0"))
+
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_latest_is_the_newest_record_of_a_version(tmp_path: Path) -> None:
+    history = DeployHistory(tmp_path / "deploys.db")
+    history.record(_record("1.1.0", "1.0.0"))
+    history.record(_record("1.2.0", "1.1.0"))
+    history.record(_record("1.1.0", "1.2.0", kind="rollback"))
+
+    assert history.latest("1.1.0") == _record("1.1.0", "1.2.0", kind="rollback")
+    assert history.latest("1.4.0") is None
+
+
+def test_reading_a_missing_history_creates_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "deploys.db"
+
+    assert DeployHistory(path).records() == []
+    assert not path.exists()
+
+
+def test_a_record_has_a_known_kind() -> None:
+    with pytest.raises(ValueError, match="kind"):
+        _record("1.1.0", kind="hotfix")
+
+
+def test_who_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("LOGNAME", "LNAME", "USERNAME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("USER", "grace")
+
+    assert current_user() == "grace"
+
+
+def test_entries_are_read_from_the_state_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OBSLAB_HOME", str(tmp_path))
+    DeployHistory(history_file()).record(_record("1.1.0", "1.0.0"))
+
+    assert history_file() == tmp_path / "deploys.db"
+    assert deploy_entries() == [
+        {
+            "version": "1.1.0",
+            "previous_version": "1.0.0",
+            "commit": "c0ffee0",
+            "model_version": "m2",
+            "time": 1_700_000_000.5,
+            "who": "ada",
+            "kind": "rolling",
+        }
+    ]
