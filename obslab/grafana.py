@@ -8,6 +8,7 @@ at all; deploy annotations are posted only for deploys Grafana does not have yet
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -242,17 +243,32 @@ def _explained(url: str) -> Iterator[None]:
 
 def register(
     commands: argparse._SubParsersAction,
-    deploy_history: Callable[[], Iterable[Mapping[str, object]]],
+    deploy_history: Callable[[], Iterable[Mapping[str, object]]] | None = None,
 ) -> None:
     """Add ``grafana sync`` to the ``obslab`` command line (``commands`` of ``build_parser``).
 
-    ``deploy_history`` returns the deploy history when the command runs.
+    ``deploy_history`` returns the deploy history when the command runs; by default, the
+    native stack's (``obslab.history``).
     """
+    if deploy_history is None:
+        from obslab.history import deploy_entries as deploy_history
+
     grafana = commands.add_parser("grafana", help="push dashboards and datasources to Grafana")
     actions = grafana.add_subparsers(dest="grafana_command", required=True, metavar="ACTION")
     push = actions.add_parser("sync", help="create or update the folder, datasources, dashboards")
-    push.add_argument("--url", required=True, help="Grafana's base URL, e.g. http://localhost:3000")
-    push.add_argument("--token", required=True, help="a service-account token (Editor or Admin)")
+    push.add_argument(
+        "--url",
+        default=os.environ.get("GRAFANA_URL"),
+        required="GRAFANA_URL" not in os.environ,
+        help="Grafana's base URL, e.g. http://localhost:3000 (default: $GRAFANA_URL)",
+    )
+    push.add_argument(
+        "--token",
+        default=os.environ.get("GRAFANA_TOKEN"),
+        required="GRAFANA_TOKEN" not in os.environ,
+        help="a service-account token, Editor or Admin (default: $GRAFANA_TOKEN, which "
+        "keeps it out of the process list)",
+    )
     push.add_argument("--prometheus-url", default=NATIVE_URLS.prometheus)
     push.add_argument("--alertmanager-url", default=NATIVE_URLS.alertmanager)
     push.add_argument("--tempo-url", help="Tempo's URL as Grafana reaches it; omit without Tempo")
