@@ -50,6 +50,7 @@ class LiveStack:
 
     home: Path
     urls: Mapping[str, str]
+    port_offset: int = PORT_OFFSET
 
     @property
     def scoring(self) -> str:
@@ -109,6 +110,11 @@ class LiveStack:
 
         wanted = f"{status} page {alertname} {dict(labels or {})}"
         return _poll(matching, f"no {wanted} at {self.oncall}", timeout)[0]
+
+    def environment(self) -> contextlib.AbstractContextManager[None]:
+        """``OBSLAB_HOME`` and ``OBSLAB_PORT_OFFSET`` of this stack, for code that drives it
+        as the CLI would (deploy, faults, load profiles)."""
+        return _stack_environment(self.home)
 
     def stop(self, service: str) -> None:
         """Stop every process of ``service`` (e.g. both features instances)."""

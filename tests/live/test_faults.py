@@ -43,10 +43,9 @@ def test_matrix_covers_the_catalogue() -> None:
 
 
 @pytest.fixture
-def lab(stack, monkeypatch: pytest.MonkeyPatch) -> Iterator:
-    monkeypatch.setenv("OBSLAB_HOME", str(stack.home))
-    monkeypatch.setenv("OBSLAB_PORT_OFFSET", "20000")
-    yield stack
+def lab(stack) -> Iterator:
+    with stack.environment():
+        yield stack
 
 
 def _firing(stack) -> list[dict]:
@@ -79,7 +78,7 @@ def test_fault_raises_its_alerts_and_only_those(lab, name: str) -> None:
     faults.inject(name, MATRIX[name], duration=FAULT_TIMEOUT + 60)
     try:
         for alert in fault.alerts:
-            lab.wait_for_page(alert, timeout=FAULT_TIMEOUT)
+            lab.wait_for_page(alert, timeout=FAULT_TIMEOUT, since=started)
         strangers = {
             page["labels"]["alertname"]
             for page in fetch_pages(lab.oncall, status="firing")
