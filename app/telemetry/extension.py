@@ -9,7 +9,6 @@ from typing import Any
 
 from flask import Flask, Response, request
 from opentelemetry import trace
-from opentelemetry.instrumentation.flask import FlaskInstrumentor
 from opentelemetry.instrumentation.requests import RequestsInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry, ProcessCollector
@@ -22,9 +21,6 @@ from app.telemetry.request_hooks import RequestTelemetry
 from app.telemetry.tracing import build_tracer_provider, default_traces_dir
 
 EXTENSION_KEY = "obslab_telemetry"
-
-# Matched against the full URL; probes and scrapes would otherwise be most of the traces.
-_UNTRACED_URLS = r"://[^/]+/(?:metrics|healthz|readyz)/?(?:\?|$)"
 
 
 @dataclass(frozen=True)
@@ -98,7 +94,8 @@ def init_app(
     """Instrument ``app`` as ``service`` and serve ``GET /metrics``.
 
     Metrics go to ``registry`` (a fresh one when None). Spans go to ``tracer_provider``;
-    when None, one is built from the ``OTEL_*`` variables (see :func:`build_tracer_provider`).
+    when None, one is built from the ``OTEL_*`` variables (see :func:`build_tracer_provider`)
+    and counts its dropped spans in ``registry``.
     With ``TELEMETRY=off`` nothing is recorded per request and no spans are made, but
     ``/metrics`` still answers with the build info and process metrics.
     """
@@ -126,16 +123,9 @@ def init_app(
                 traces_dir=default_traces_dir(),
                 registry=registry,
             )
-        # The SQL commenter is for ORMs; the features service uses sqlite3 directly.
-        FlaskInstrumentor.instrument_app(
-            app,
-            tracer_provider=tracer_provider,
-            excluded_urls=_UNTRACED_URLS,
-            enable_commenter=False,
-        )
         _instrument_requests(tracer_provider)
-        RequestTelemetry(metrics, settings.instance).register(app)
         tracer = tracer_provider.get_tracer(f"obslab.{service}", settings.version)
+        RequestTelemetry(metrics, tracer, settings.instance).register(app)
 
     telemetry = Telemetry(
         service=service, registry=registry, tracer=tracer, enabled=settings.enabled

@@ -36,6 +36,8 @@ SECRET_MARKERS = ("authorization", "token", "password", "secret", "cookie")
 
 _CUSTOMER_ID_SALT = b"obslab/customer_id/v1:"
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
 
 def hash_customer_id(customer_id: object) -> str:
     """The stable pseudonym logs carry instead of a customer id; search logs with it."""
@@ -83,8 +85,8 @@ class Redactor:
             event_dict[key] = self._redact(key, value)
         return event_dict
 
-    def _classify(self, key: str) -> int:
-        lowered = key.lower()
+    def _classify(self, key: object) -> int:
+        lowered = str(key).lower()
         if lowered == "customer_id":
             return self._HASH
         if lowered in self._personal or any(marker in lowered for marker in self._markers):
@@ -92,7 +94,7 @@ class Redactor:
         return self._KEEP
 
     def _redact(self, key: object, value: Any) -> Any:
-        verdict = self._verdict(str(key))
+        verdict = self._verdict(key)
         if verdict == self._REDACT:
             return REDACTED
         if verdict == self._HASH:
@@ -100,6 +102,9 @@ class Redactor:
         return self._walk(value)
 
     def _walk(self, value: Any) -> Any:
+        # Nearly every value is a scalar; the ABC check below costs more than the rest.
+        if type(value) in _SCALARS:
+            return value
         # Copies, never mutates: nested values belong to the caller.
         if isinstance(value, Mapping):
             return {key: self._redact(key, item) for key, item in value.items()}

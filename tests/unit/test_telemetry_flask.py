@@ -1,4 +1,4 @@
-"""init_app: request metrics, exemplars, request ids, request logs and the TELEMETRY switch."""
+"""init_app: server spans, request metrics and exemplars, request ids, request logs, TELEMETRY."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import structlog
 from flask import Flask
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 from prometheus_client import CollectorRegistry
 
 from app.settings import SERVICE_DEFAULTS
@@ -99,13 +99,45 @@ def test_a_request_that_raises_counts_as_500(
 ) -> None:
     app.config["PROPAGATE_EXCEPTIONS"] = propagate
     client = app.test_client()
-    if propagate:
-        with pytest.raises(RuntimeError):
-            client.get("/boom")
-    else:
-        assert client.get("/boom").status_code == 500
+    with structlog.testing.capture_logs():
+        if propagate:
+            with pytest.raises(RuntimeError):
+                client.get("/boom")
+        else:
+            assert client.get("/boom").status_code == 500
 
     assert requests_total(registry, "/boom", "GET", "500") == 1
+
+
+def test_server_spans_are_named_by_route_and_carry_the_outcome(
+    app: Flask, span_exporter: InMemorySpanExporter
+) -> None:
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    client = app.test_client()
+    with structlog.testing.capture_logs():
+        client.get("/customers/42/features", headers={"traceparent": traceparent})
+        client.get("/boom")
+        client.get("/no/such/path")
+
+    ok, failed, unmatched = span_exporter.get_finished_spans()
+    assert ok.name == "GET /customers/<int:customer_id>/features"
+    assert ok.kind is SpanKind.SERVER
+    assert format(ok.context.trace_id, "032x") == "0af7651916cd43dd8448eb211c80319c"
+    assert format(ok.parent.span_id, "016x") == "b7ad6b7169203331"
+    assert ok.attributes == {
+        "http.method": "GET",
+        "http.scheme": "http",
+        "http.route": "/customers/<int:customer_id>/features",
+        "http.status_code": 200,
+    }
+    assert ok.status.status_code is StatusCode.UNSET
+    assert failed.status.status_code is StatusCode.ERROR
+    assert [event.name for event in failed.events] == ["exception"]
+    assert failed.parent is None
+    assert unmatched.name == "GET"
+    assert unmatched.attributes["http.status_code"] == 404
+    assert "http.route" not in unmatched.attributes
 
 
 def test_exemplar_carries_the_request_trace_id_in_openmetrics_only(
