@@ -47,7 +47,6 @@ def create_app(
     model = loaded.model
     change = CHANGES.get(release.version)
     store = PredictionStore(Path(app.config["PREDICTIONS_DB"]))
-    features_client = FeaturesClient(app.config["FEATURES_URL"])
 
     configure_logging("scoring", str(app.config["SERVICE_VERSION"]), log_file=log_file(app))
     errors.init_app(app)
@@ -55,6 +54,7 @@ def create_app(
     model_metrics = ModelMetrics(tel.registry, loaded.baseline)
     dependency = DependencyMetrics(tel.registry, "features")
     tracer = tel.tracer
+    features_client = FeaturesClient(app.config["FEATURES_URL"], tracer=tracer)
     fault_state = faults.FaultState("scoring")
     admin.init_app(app, fault_state)
     openapi.init_app(app)
@@ -66,7 +66,7 @@ def create_app(
         with tracer.start_as_current_span("validate"):
             body = validation.parse_json_object(request.get_data(), request.content_type)
             applicant = validation.applicant(body)
-        with tracer.start_as_current_span("feature_lookup"), dependency.track() as call:
+        with dependency.track() as call:
             try:
                 history = features_client.history(applicant.customer_id)
             except DependencyError as error:

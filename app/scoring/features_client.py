@@ -7,11 +7,16 @@ Timeouts are not retried: a slow dependency would only be asked twice as slowly.
 from __future__ import annotations
 
 import requests
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from app.errors import RequestError
 from app.model.data import HISTORY_FEATURES
+from app.telemetry.outgoing import client_span
+
+ROUTE = "/customers/<int:customer_id>/features"
 
 CONNECT_TIMEOUT = 0.5
 READ_TIMEOUT = 2.0
@@ -26,10 +31,21 @@ class DependencyError(Exception):
 
 
 class FeaturesClient:
-    def __init__(self, base_url: str, *, read_timeout: float = READ_TIMEOUT) -> None:
+    """Looks up history over HTTP inside a ``feature_lookup`` client span."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        tracer: trace.Tracer | None = None,
+        read_timeout: float = READ_TIMEOUT,
+    ) -> None:
         self._base = base_url.rstrip("/")
         self._timeout = (CONNECT_TIMEOUT, read_timeout)
+        self._tracer = tracer or trace.NoOpTracer()
         self._session = requests.Session()
+        # Proxies from the environment would be re-read on every call, and loopback needs none.
+        self._session.trust_env = False
         retry = Retry(
             total=1,
             connect=1,
@@ -47,12 +63,19 @@ class FeaturesClient:
     def history(self, customer_id: int) -> dict[str, float | None]:
         """The customer's history features; raises ``DependencyError`` or a 422 RequestError."""
         url = f"{self._base}/customers/{customer_id}/features"
-        try:
-            response = self._session.get(url, timeout=self._timeout)
-        except requests.Timeout as error:
-            raise DependencyError("timeout", f"features timed out: {error}") from None
-        except requests.RequestException as error:
-            raise DependencyError("error", f"features unreachable: {error}") from None
+        with client_span(
+            self._tracer, "feature_lookup", method="GET", route=ROUTE, peer="features"
+        ) as (span, headers):
+            try:
+                response = self._session.get(url, headers=headers, timeout=self._timeout)
+            except requests.RequestException as error:
+                span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+                if isinstance(error, requests.Timeout):
+                    raise DependencyError("timeout", f"features timed out: {error}") from None
+                raise DependencyError("error", f"features unreachable: {error}") from None
+            span.set_attribute("http.status_code", response.status_code)
+            if response.status_code >= 500:
+                span.set_status(Status(StatusCode.ERROR))
         if response.status_code == 404:
             raise RequestError(422, "unknown customer", field="customer_id")
         if response.status_code != 200:

@@ -9,7 +9,6 @@ from typing import Any
 
 from flask import Flask, Response, request
 from opentelemetry import trace
-from opentelemetry.instrumentation.requests import RequestsInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.exposition import choose_encoder
@@ -123,7 +122,6 @@ def init_app(
                 traces_dir=default_traces_dir(),
                 registry=registry,
             )
-        _instrument_requests(tracer_provider)
         tracer = tracer_provider.get_tracer(f"obslab.{service}", settings.version)
         RequestTelemetry(metrics, tracer, settings.instance).register(app)
 
@@ -132,15 +130,6 @@ def init_app(
     )
     app.extensions[EXTENSION_KEY] = telemetry
     return telemetry
-
-
-def _instrument_requests(tracer_provider: TracerProvider) -> None:
-    # requests is patched process-wide, so the newest app's provider wins; in production a
-    # process serves one app.
-    instrumentor = RequestsInstrumentor()
-    if instrumentor.is_instrumented_by_opentelemetry:
-        instrumentor.uninstrument()
-    instrumentor.instrument(tracer_provider=tracer_provider)
 
 
 def _metrics_view(registry: CollectorRegistry) -> Callable[[], Response]:

@@ -6,7 +6,6 @@ from collections.abc import Iterator
 
 import pytest
 import structlog
-from opentelemetry.instrumentation.requests import RequestsInstrumentor
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -16,13 +15,10 @@ from prometheus_client import CollectorRegistry
 
 @pytest.fixture(autouse=True)
 def _reset_process_wide_state() -> Iterator[None]:
-    """structlog's configuration, bound contextvars and the ``requests`` patch are global."""
+    """structlog's configuration and bound contextvars are global."""
     yield
     structlog.reset_defaults()
     structlog.contextvars.clear_contextvars()
-    instrumentor = RequestsInstrumentor()
-    if instrumentor.is_instrumented_by_opentelemetry:
-        instrumentor.uninstrument()
 
 
 @pytest.fixture
