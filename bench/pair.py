@@ -14,6 +14,7 @@ from types import TracebackType
 
 from obslab.errors import ObslabError
 from obslab.processes import ProcessSpec, Supervisor, port_in_use
+from obslab.stack import gunicorn_argv
 from obslab.stackconfig import AppService, load_stack, port_offset_from_env
 
 #: Pair ``slot`` listens on each service's instance port + this + slot.
@@ -66,19 +67,7 @@ class ServicePair:
         self, service: AppService, port: int, env: dict[str, str], agent: bool
     ) -> ProcessSpec:
         name = f"{service.name}-{self.name}"
-        # The same gunicorn settings as obslab.stack gives every instance.
-        argv = [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            f"--bind=127.0.0.1:{port}",
-            "--workers=1",
-            "--worker-class=gthread",
-            f"--threads={service.threads}",
-            "--graceful-timeout=5",
-            "--no-control-socket",
-            service.app,
-        ]
+        argv = gunicorn_argv(service, port)
         if agent:
             argv = [_agent_command(), *argv]
         return ProcessSpec(

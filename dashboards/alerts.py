@@ -8,13 +8,13 @@ stored as metrics of their own. So the whole path is on one dashboard without ex
 from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard
-from grafana_foundation_sdk.models.dashboard import DataTransformerConfig
 
 from dashboards.panels import (
     CRITICAL,
     WARN,
     alert_list,
     data_table,
+    named_columns,
     note,
     prom,
     single_stat,
@@ -96,15 +96,7 @@ def build() -> dashboard.Dashboard:
                 "condition has held (from ALERTS_FOR_STATE, the time it became active).",
                 "s",
                 prom("time() - ALERTS_FOR_STATE", instant=True, table_format=True),
-                transformations=[
-                    DataTransformerConfig(
-                        id_val="organize",
-                        options={
-                            "excludeByName": {"Time": True},
-                            "renameByName": {"Value": "active for"},
-                        },
-                    ),
-                ],
+                transformations=named_columns({"Value": "active for"}),
                 width=12,
             )
         )

@@ -7,10 +7,18 @@ the previous one ends: before and after on one graph.
 from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard
-from grafana_foundation_sdk.models.dashboard import DataTransformerConfig, DynamicConfigValue
+from grafana_foundation_sdk.models.dashboard import DataTransformerConfig
 
 from dashboards.limits import Limits
-from dashboards.panels import CRITICAL, data_table, prom, single_stat, time_series
+from dashboards.panels import (
+    CRITICAL,
+    column_limits,
+    data_table,
+    named_columns,
+    prom,
+    single_stat,
+    time_series,
+)
 from dashboards.templating import deploys_from_grafana, deploys_from_metrics, job, new_dashboard
 
 UID = "obslab-deployments"
@@ -39,56 +47,16 @@ def _over_range_by_version(limits: Limits) -> dashboard.Panel:
                 table_format=True,
             ),
             limits=[],
-            transformations=[
-                DataTransformerConfig(id_val="merge", options={}),
-                DataTransformerConfig(
-                    id_val="organize",
-                    options={
-                        "excludeByName": {"Time": True},
-                        "renameByName": {
-                            "Value #A": "requests",
-                            "Value #B": "error ratio",
-                            "Value #C": "p95 latency",
-                        },
-                    },
-                ),
-            ],
+            transformations=named_columns(
+                {"Value #A": "requests", "Value #B": "error ratio", "Value #C": "p95 latency"},
+                merge=True,
+            ),
             width=12,
         )
         .override_by_name(
-            "error ratio",
-            [
-                DynamicConfigValue(id_val="unit", value="percentunit"),
-                DynamicConfigValue(
-                    id_val="thresholds",
-                    value={
-                        "mode": "absolute",
-                        "steps": [
-                            {"color": "green", "value": None},
-                            {"color": CRITICAL, "value": limits.error_ratio},
-                        ],
-                    },
-                ),
-                DynamicConfigValue(id_val="custom.cellOptions", value={"type": "color-text"}),
-            ],
+            "error ratio", column_limits("percentunit", [(limits.error_ratio, CRITICAL)])
         )
-        .override_by_name(
-            "p95 latency",
-            [
-                DynamicConfigValue(id_val="unit", value="s"),
-                DynamicConfigValue(
-                    id_val="thresholds",
-                    value={
-                        "mode": "absolute",
-                        "steps": [
-                            {"color": "green", "value": None},
-                            {"color": CRITICAL, "value": limits.p95_seconds},
-                        ],
-                    },
-                ),
-                DynamicConfigValue(id_val="custom.cellOptions", value={"type": "color-text"}),
-            ],
-        )
+        .override_by_name("p95 latency", column_limits("s", [(limits.p95_seconds, CRITICAL)]))
     )
 
 
@@ -117,13 +85,7 @@ def build(limits: Limits) -> dashboard.Dashboard:
                     table_format=True,
                 ),
                 transformations=[
-                    DataTransformerConfig(
-                        id_val="organize",
-                        options={
-                            "excludeByName": {"Time": True},
-                            "renameByName": {"Value": "deployed at"},
-                        },
-                    ),
+                    *named_columns({"Value": "deployed at"}),
                     DataTransformerConfig(
                         id_val="sortBy",
                         options={"sort": [{"field": "deployed at", "desc": True}]},

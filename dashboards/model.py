@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard
-from grafana_foundation_sdk.models.dashboard import DataTransformerConfig
 
 from dashboards.limits import Limits
 from dashboards.panels import (
     CRITICAL,
     WARN,
     data_table,
+    named_columns,
     prom,
     score_heatmap,
     time_series,
@@ -164,19 +164,9 @@ def build(limits: Limits) -> dashboard.Dashboard:
                     instant=True,
                     table_format=True,
                 ),
-                transformations=[
-                    DataTransformerConfig(id_val="merge", options={}),
-                    DataTransformerConfig(
-                        id_val="organize",
-                        options={
-                            "excludeByName": {"Time": True},
-                            "renameByName": {
-                                "Value #A": "live share",
-                                "Value #B": "training share",
-                            },
-                        },
-                    ),
-                ],
+                transformations=named_columns(
+                    {"Value #A": "live share", "Value #B": "training share"}, merge=True
+                ),
                 height=10,
             )
         )

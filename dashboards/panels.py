@@ -8,7 +8,7 @@ time series, so an alert's threshold sits on the graph that the alert watches.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from string import ascii_uppercase
 from typing import TypeVar
 
@@ -32,6 +32,7 @@ from grafana_foundation_sdk.models import dashboard as dashboard_model
 from grafana_foundation_sdk.models.dashboard import (
     DataSourceRef,
     DataTransformerConfig,
+    DynamicConfigValue,
     Threshold,
     ThresholdsMode,
 )
@@ -229,6 +230,29 @@ def data_table(
         .height(height)
     )
     return _with_targets(panel, queries)
+
+
+def named_columns(names: Mapping[str, str], *, merge: bool = False) -> list[DataTransformerConfig]:
+    """A table's transformations: drop the time column, rename the value columns by ``names``.
+
+    ``merge`` first joins the results of several queries into one row per series, their values
+    in columns ``Value #A``, ``Value #B``... in query order.
+    """
+    organize = DataTransformerConfig(
+        id_val="organize", options={"excludeByName": {"Time": True}, "renameByName": dict(names)}
+    )
+    if merge:
+        return [DataTransformerConfig(id_val="merge", options={}), organize]
+    return [organize]
+
+
+def column_limits(unit: str, limits: Limits) -> list[DynamicConfigValue]:
+    """Overrides giving one table column its own unit and coloring its text by its limits."""
+    return [
+        DynamicConfigValue(id_val="unit", value=unit),
+        DynamicConfigValue(id_val="thresholds", value=thresholds(limits).build()),
+        DynamicConfigValue(id_val="custom.cellOptions", value={"type": "color-text"}),
+    ]
 
 
 def note(

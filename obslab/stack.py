@@ -334,12 +334,11 @@ def _stages(
     return stages
 
 
-def _gunicorn(
-    service: AppService, name: str, port: int, env: dict[str, str], layout: StateLayout
-) -> ProcessSpec:
+def gunicorn_argv(service: AppService, port: int) -> list[str]:
+    """The command that runs one instance of ``service`` listening on ``port``."""
     # One gthread worker per process keeps prometheus-client in single-process mode, where
     # exemplars work; instances scale out behind nginx instead.
-    argv = [
+    return [
         sys.executable,
         "-m",
         "gunicorn",
@@ -352,9 +351,14 @@ def _gunicorn(
         "--no-control-socket",
         service.app,
     ]
+
+
+def _gunicorn(
+    service: AppService, name: str, port: int, env: dict[str, str], layout: StateLayout
+) -> ProcessSpec:
     return ProcessSpec(
         name=name,
-        argv=argv,
+        argv=gunicorn_argv(service, port),
         env=env,
         log=layout.log(name),
         port=port,
@@ -385,44 +389,44 @@ def _nginx(stack: StackConfig, layout: StateLayout, env: dict[str, str]) -> Proc
 
 
 def _alertmanager(stack: StackConfig, layout: StateLayout, env: dict[str, str]) -> ProcessSpec:
-    port = stack.alertmanager_port
-    argv = [
-        _command("prometheus-alertmanager", "alertmanager"),
+    flags = [
         f"--config.file={layout.alertmanager_config}",
         f"--storage.path={layout.alertmanager_data}",
-        f"--web.listen-address=127.0.0.1:{port}",
-        # Links in notifications point here rather than at the machine's hostname.
-        f"--web.external-url={_url(port)}/",
         # A single Alertmanager: no gossip port to collide with another copy.
         "--cluster.listen-address=",
     ]
-    return ProcessSpec(
-        name="alertmanager",
-        argv=argv,
-        env=env,
-        log=layout.log("alertmanager"),
-        port=port,
-        health_url=_url(port) + "/-/ready",
-    )
+    command = _command("prometheus-alertmanager", "alertmanager")
+    return _prometheus_server("alertmanager", command, stack.alertmanager_port, flags, env, layout)
 
 
 def _prometheus(stack: StackConfig, layout: StateLayout, env: dict[str, str]) -> ProcessSpec:
-    port = stack.prometheus_port
-    argv = [
-        _command("prometheus"),
+    flags = [
         f"--config.file={layout.prometheus_config}",
         f"--storage.tsdb.path={layout.prometheus_data}",
-        f"--web.listen-address=127.0.0.1:{port}",
-        # An alert's generator URL points here rather than at the machine's hostname.
-        f"--web.external-url={_url(port)}/",
         "--enable-feature=exemplar-storage",
         "--web.enable-lifecycle",
     ]
+    return _prometheus_server(
+        "prometheus", _command("prometheus"), stack.prometheus_port, flags, env, layout
+    )
+
+
+def _prometheus_server(
+    name: str, command: str, port: int, flags: list[str], env: dict[str, str], layout: StateLayout
+) -> ProcessSpec:
+    """Prometheus or Alertmanager: both take the same web flags and answer ``/-/ready``."""
+    argv = [
+        command,
+        *flags,
+        f"--web.listen-address=127.0.0.1:{port}",
+        # Links in notifications and alerts point here rather than at the machine's hostname.
+        f"--web.external-url={_url(port)}/",
+    ]
     return ProcessSpec(
-        name="prometheus",
+        name=name,
         argv=argv,
         env=env,
-        log=layout.log("prometheus"),
+        log=layout.log(name),
         port=port,
         health_url=_url(port) + "/-/ready",
     )

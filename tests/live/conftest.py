@@ -42,6 +42,15 @@ def _free_port_offset() -> int:
 PORT_OFFSET = _free_port_offset()
 #: Requests a second of background traffic: enough for rate() windows of a few seconds.
 LOAD_RATE = 20.0
+#: A valid /predict body for one of the stack's seeded customers.
+APPLICANT = {
+    "customer_id": 42,
+    "income": 61_000.0,
+    "age": 35,
+    "debt_ratio": 0.2,
+    "loan_amount": 9_000.0,
+    "employment_years": 4.0,
+}
 
 
 @dataclass(frozen=True)
@@ -76,6 +85,10 @@ class LiveStack:
     def admin_token(self) -> str:
         return (self.home / "admin.token").read_text()
 
+    def predict(self, timeout: float = 5) -> requests.Response:
+        """Score ``APPLICANT`` through the load balancer."""
+        return requests.post(f"{self.scoring}/predict", json=APPLICANT, timeout=timeout)
+
     def query(self, promql: str) -> list[dict]:
         """The result of an instant query: a list of ``{"metric": ..., "value": [t, "v"]}``."""
         response = requests.get(
@@ -87,6 +100,21 @@ class LiveStack:
     def wait_for_query(self, promql: str, timeout: float = 30) -> list[dict]:
         """Poll ``promql`` until it returns at least one series; return them."""
         return _poll(lambda: self.query(promql), f"no result for {promql!r}", timeout)
+
+    def wait_for_exemplars(self, selector: str, timeout: float = 30) -> list[dict]:
+        """Poll until Prometheus holds exemplars of ``selector`` from the last minute."""
+
+        def recent() -> list[dict]:
+            end = time.time()
+            response = requests.get(
+                f"{self.prometheus}/api/v1/query_exemplars",
+                params={"query": selector, "start": end - 60, "end": end},
+                timeout=5,
+            )
+            response.raise_for_status()
+            return [e for series in response.json()["data"] for e in series["exemplars"]]
+
+        return _poll(recent, f"no exemplar of {selector!r} reached Prometheus", timeout)
 
     def wait_for_page(
         self,

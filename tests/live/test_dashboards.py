@@ -105,17 +105,7 @@ def test_query_returns_data(stack, traffic, uid: str, where: str, expr: str) -> 
 
 def test_latency_exemplars_carry_trace_ids(stack, traffic) -> None:
     """The exemplars Grafana links to Tempo exist, each with a W3C trace id."""
-    end = time.time()
-    response = requests.get(
-        f"{stack.prometheus}/api/v1/query_exemplars",
-        params={
-            "query": 'http_request_duration_seconds_bucket{job="scoring", route="/predict"}',
-            "start": end - 60,
-            "end": end,
-        },
-        timeout=5,
+    exemplars = stack.wait_for_exemplars(
+        'http_request_duration_seconds_bucket{job="scoring", route="/predict"}'
     )
-    response.raise_for_status()
-    exemplars = [e for series in response.json()["data"] for e in series["exemplars"]]
-    assert exemplars
     assert all(HEX_TRACE_ID.fullmatch(e["labels"]["trace_id"]) for e in exemplars)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
@@ -28,14 +28,6 @@ DEPLOY_ALERTS = ("DeployErrorRegression", "DeployLatencyRegression", "DeployPred
 # The test profile's deploy `for:` window is 10 s, its Alertmanager group_wait 1 s: an alert
 # that has not paged this long after its cause will not.
 QUIET_PERIOD = 25.0
-APPLICANT = {
-    "customer_id": 42,
-    "income": 61_000.0,
-    "age": 35,
-    "debt_ratio": 0.2,
-    "loan_amount": 9_000.0,
-    "employment_years": 4.0,
-}
 
 
 @contextmanager
@@ -114,8 +106,8 @@ class _Stream:
     counts is whether nginx and the instances answer every request they receive.
     """
 
-    def __init__(self, url: str) -> None:
-        self.url = url
+    def __init__(self, predict: Callable[..., requests.Response]) -> None:
+        self._predict = predict
         self.answers: collections.Counter[object] = collections.Counter()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -131,7 +123,7 @@ class _Stream:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                response = requests.post(f"{self.url}/predict", json=APPLICANT, timeout=10)
+                response = self._predict(timeout=10)
                 self.answers[response.status_code] += 1
             except requests.RequestException as exc:
                 self.answers[type(exc).__name__] += 1
@@ -140,7 +132,7 @@ class _Stream:
 
 def test_a_good_release_rolls_out_without_a_dropped_request_or_a_page(stack) -> None:
     since = time.time()
-    with _in_stack(stack), _Stream(stack.scoring) as stream:
+    with _in_stack(stack), _Stream(stack.predict) as stream:
         record = deploy.deploy("1.1.0")
 
     assert record is not None and (record.version, record.previous_version) == ("1.1.0", "1.0.0")

@@ -15,18 +15,9 @@ import requests
 
 pytestmark = pytest.mark.live
 
-APPLICANT = {
-    "customer_id": 42,
-    "income": 61_000.0,
-    "age": 35,
-    "debt_ratio": 0.2,
-    "loan_amount": 9_000.0,
-    "employment_years": 4.0,
-}
-
 
 def test_traffic_is_scored_and_scraped(stack):
-    response = requests.post(f"{stack.scoring}/predict", json=APPLICANT, timeout=5)
+    response = stack.predict()
     assert response.status_code == 200
     assert response.json()["model_version"]
     stack.wait_for_query(
@@ -40,29 +31,8 @@ def test_traffic_is_scored_and_scraped(stack):
 
 
 def test_latency_exemplars_carry_trace_ids(stack):
-    def exemplars() -> list[str]:
-        now = time.time()
-        response = requests.get(
-            f"{stack.prometheus}/api/v1/query_exemplars",
-            params={
-                "query": 'http_request_duration_seconds_bucket{job="scoring"}',
-                "start": now - 60,
-                "end": now,
-            },
-            timeout=5,
-        )
-        response.raise_for_status()
-        return [
-            exemplar["labels"]["trace_id"]
-            for series in response.json()["data"]
-            for exemplar in series["exemplars"]
-        ]
-
-    deadline = time.monotonic() + 30
-    while not (found := exemplars()) and time.monotonic() < deadline:
-        time.sleep(1)
-    assert found, "no exemplar reached Prometheus"
-    assert all(len(trace_id) == 32 for trace_id in found)
+    found = stack.wait_for_exemplars('http_request_duration_seconds_bucket{job="scoring"}')
+    assert all(len(exemplar["labels"]["trace_id"]) == 32 for exemplar in found)
 
 
 @pytest.mark.parametrize("service", ["scoring", "features"])

@@ -7,7 +7,6 @@ path pushes, and it is the one exercised here.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -16,9 +15,8 @@ from flask import Flask
 from opentelemetry.sdk.trace import SpanProcessor, Tracer
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from prometheus_client import CollectorRegistry
-from werkzeug.serving import make_server
+from services import APPLICANT, make_features, scoring_settings, served
 
-from app.features import create_app as create_features
 from app.scoring import create_app as create_scoring
 from app.telemetry import EXTENSION_KEY
 
@@ -26,14 +24,6 @@ CLOSED_PORT = "http://127.0.0.1:9"  # discard port: nothing listens on it here
 QUEUE_SIZE = 128
 REQUESTS = 2_000
 CLIENTS = 4
-APPLICANT = {
-    "customer_id": 17,
-    "income": 52_000.0,
-    "age": 41,
-    "debt_ratio": 0.31,
-    "loan_amount": 12_000.0,
-    "employment_years": 6.5,
-}
 
 
 @pytest.fixture
@@ -49,31 +39,20 @@ def unreachable_collector(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def features(tmp_path, unreachable_collector: None) -> Iterator[Flask]:
-    app = create_features({"FEATURES_DB": str(tmp_path / "customers.db"), "LOG_FILE": ""})
+    app = make_features(tmp_path)
     yield app
     shutdown_tracing(app)
 
 
 @pytest.fixture
 def features_url(features: Flask) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, features, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join()
+    with served(features) as url:
+        yield url
 
 
 @pytest.fixture
 def scoring(tmp_path, features_url: str) -> Iterator[Flask]:
-    app = create_scoring(
-        {
-            "FEATURES_URL": features_url,
-            "PREDICTIONS_DB": str(tmp_path / "predictions.db"),
-            "MODELS_DIR": str(tmp_path / "models"),
-            "LOG_FILE": "",
-        }
-    )
+    app = create_scoring(scoring_settings(tmp_path, features_url))
     yield app
     shutdown_tracing(app)
 

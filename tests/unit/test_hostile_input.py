@@ -7,7 +7,6 @@ through validation meets the real lookup and the real model.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from urllib.parse import quote
 
@@ -16,22 +15,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from werkzeug.serving import make_server
+from services import APPLICANT, make_features, scoring_settings, served
 
-from app.features import create_app as create_features
 from app.model.data import APPLICANT_FEATURES, CUSTOMERS, FEATURE_SPECS
 from app.scoring import create_app as create_scoring
 from app.settings import SERVICE_DEFAULTS
 
 BODY_LIMIT = int(SERVICE_DEFAULTS["MAX_CONTENT_LENGTH"])  # type: ignore[call-overload]
-APPLICANT = {
-    "customer_id": 17,
-    "income": 52_000.0,
-    "age": 41,
-    "debt_ratio": 0.31,
-    "loan_amount": 12_000.0,
-    "employment_years": 6.5,
-}
 
 # Numbers as hostile as JSON text can carry: unbounded integers, NaN and the infinities
 # (json.dumps writes them as the non-standard tokens NaN and Infinity), huge and tiny floats.
@@ -57,18 +47,13 @@ HOSTILE = settings(
 
 @pytest.fixture(scope="module")
 def features_app(tmp_path_factory: pytest.TempPathFactory) -> Flask:
-    home = tmp_path_factory.mktemp("features")
-    return create_features({"FEATURES_DB": str(home / "customers.db"), "LOG_FILE": ""})
+    return make_features(tmp_path_factory.mktemp("features"))
 
 
 @pytest.fixture(scope="module")
 def features_url(features_app: Flask) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, features_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join()
+    with served(features_app) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -78,14 +63,8 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture
 def scoring(tmp_path, features_url: str, models_dir: str) -> FlaskClient:
-    app = create_scoring(
-        {
-            "FEATURES_URL": features_url,
-            "PREDICTIONS_DB": str(tmp_path / "predictions.db"),
-            "MODELS_DIR": models_dir,
-            "LOG_FILE": "",
-        }
-    )
+    # Every example gets fresh predictions but shares one trained model.
+    app = create_scoring(scoring_settings(tmp_path, features_url) | {"MODELS_DIR": models_dir})
     return app.test_client()
 
 

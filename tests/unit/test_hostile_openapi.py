@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -11,9 +10,8 @@ from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
-from werkzeug.serving import make_server
+from services import make_features, scoring_settings, served
 
-from app.features import create_app as create_features
 from app.scoring import create_app as create_scoring
 from app.scoring.openapi import OPENAPI_PATH, document
 
@@ -21,20 +19,8 @@ from app.scoring.openapi import OPENAPI_PATH, document
 @pytest.fixture(scope="module")
 def scoring_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
     home = tmp_path_factory.mktemp("openapi")
-    features = create_features({"FEATURES_DB": str(home / "customers.db"), "LOG_FILE": ""})
-    server = make_server("127.0.0.1", 0, features, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield create_scoring(
-        {
-            "FEATURES_URL": f"http://127.0.0.1:{server.server_port}",
-            "PREDICTIONS_DB": str(home / "predictions.db"),
-            "MODELS_DIR": str(home / "models"),
-            "LOG_FILE": "",
-        }
-    )
-    server.shutdown()
-    thread.join()
+    with served(make_features(home)) as features_url:
+        yield create_scoring(scoring_settings(home, features_url))
 
 
 @pytest.fixture(scope="module")

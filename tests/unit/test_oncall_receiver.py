@@ -156,7 +156,8 @@ def test_a_valid_notification_is_stored_and_listed(client: FlaskClient) -> None:
     }
 
 
-def test_pages_are_listed_newest_first(client: FlaskClient) -> None:
+@pytest.fixture
+def three_pages(client: FlaskClient) -> FlaskClient:
     post(client, notification(alert("TargetDown", fingerprint="f1")))
     post(client, notification(alert("HighLatency", fingerprint="f2")))
     post(
@@ -165,8 +166,11 @@ def test_pages_are_listed_newest_first(client: FlaskClient) -> None:
             alert("TargetDown", status="resolved", fingerprint="f1", ends_at="2024-05-01T12:05:00Z")
         ),
     )
+    return client
 
-    listed = [(page["alertname"], page["status"], page["ends_at"]) for page in pages(client)]
+
+def test_pages_are_listed_newest_first(three_pages: FlaskClient) -> None:
+    listed = [(page["alertname"], page["status"], page["ends_at"]) for page in pages(three_pages)]
 
     assert listed == [
         ("TargetDown", "resolved", "2024-05-01T12:05:00.000Z"),
@@ -402,19 +406,6 @@ def test_the_html_view_lists_pages_and_applies_filters(client: FlaskClient) -> N
 
     assert "TargetDown" in everything and "HighLatency" in everything
     assert "HighLatency" in filtered and "TargetDown" not in filtered
-
-
-@pytest.fixture
-def three_pages(client: FlaskClient) -> FlaskClient:
-    post(client, notification(alert("TargetDown", fingerprint="f1")))
-    post(client, notification(alert("HighLatency", fingerprint="f2")))
-    post(
-        client,
-        notification(
-            alert("TargetDown", status="resolved", fingerprint="f1", ends_at="2024-05-01T12:05:00Z")
-        ),
-    )
-    return client
 
 
 @pytest.mark.parametrize(

@@ -2,45 +2,24 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 
 import orjson
 import pytest
-from werkzeug.serving import make_server
+from services import APPLICANT, make_features, scoring_settings, served
 
-from app.features import create_app as create_features
 from app.scoring import create_app as create_scoring
-
-APPLICANT = {
-    "customer_id": 17,
-    "income": 52_000.0,
-    "age": 41,
-    "debt_ratio": 0.31,
-    "loan_amount": 12_000.0,
-    "employment_years": 6.5,
-}
 
 
 @pytest.fixture(scope="module")
 def features_url(tmp_path_factory) -> Iterator[str]:
     """The features service on a real local port, so scoring crosses a real HTTP hop."""
-    home = tmp_path_factory.mktemp("features")
-    app = create_features({"FEATURES_DB": str(home / "customers.db"), "LOG_FILE": ""})
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+    with served(make_features(tmp_path_factory.mktemp("features"))) as url:
+        yield url
 
 
 def scoring(tmp_path, features_url: str, tracer_provider=None, **config):
-    settings = {
-        "FEATURES_URL": features_url,
-        "PREDICTIONS_DB": str(tmp_path / "predictions.db"),
-        "MODELS_DIR": str(tmp_path / "models"),
-        "LOG_FILE": "",
-    }
+    settings = scoring_settings(tmp_path, features_url)
     return create_scoring(settings | config, tracer_provider=tracer_provider)
 
 
