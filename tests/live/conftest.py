@@ -191,3 +191,19 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
     finally:
         with _stack_environment(home):
             native.down()
+
+
+#: The live modules share one stack, so their order matters: deploys leave the stack inside
+#: their attribution window for minutes, when any regression would rightly be blamed on them;
+#: so the modules that deploy run last.
+MODULE_ORDER = ("test_lab", "test_dashboards", "test_analytics", "test_faults", "test_deploy")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        if item.get_closest_marker("live") is None:
+            return -1  # the other suites keep their place, before the live one
+        name = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+        return MODULE_ORDER.index(name) if name in MODULE_ORDER else len(MODULE_ORDER)
+
+    items.sort(key=rank)

@@ -20,19 +20,21 @@ from obslab.oncall.client import fetch_pages
 
 pytestmark = pytest.mark.live
 
-#: Per fault: parameters that make it show within the test profile's windows.
+#: Per fault: parameters that make it show within the test profile's windows. The faults
+#: delivered by a deploy come last: a deploy stays in its attribution window for minutes,
+#: and a later fault's errors would rightly be blamed on it.
 MATRIX: dict[str, dict[str, str]] = {
     "slow-dependency": {},
     "error-burst": {},
     "dependency-down": {},
     "cpu-hog": {},
     "memory-leak": {"mb_per_second": "4"},
-    "bad-deploy": {},
-    "model-regression": {},
     "data-drift": {},
     "unit-change": {},
     "missing-features": {},
     "concept-drift": {},
+    "bad-deploy": {},
+    "model-regression": {},
 }
 FAULT_TIMEOUT = 120.0
 RESOLVE_TIMEOUT = 120.0
