@@ -13,7 +13,14 @@ from datetime import UTC, datetime
 from app.settings import state_dir
 from bench.report import render, write
 
-BENCHMARKS: tuple[str, ...] = ("bench.drift", "bench.overhead", "bench.scrape")
+BENCHMARKS: tuple[str, ...] = (
+    "bench.drift",
+    "bench.overhead",
+    "bench.scrape",
+    "bench.detect",
+    "bench.capacity",
+    "bench.soak",
+)
 
 
 def main() -> int:
