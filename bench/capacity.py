@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from bench.detect import Lab, native_lab
+from bench.lab import Lab, native_lab
 from bench.report import Row
 from loadgen.profile import Profile
 from obslab.layout import StateLayout

@@ -28,7 +28,7 @@ from pathlib import Path
 import requests
 
 from bench.capacity import LocustStats, MemorySampler, MemoryTrace, run_locust, slope_per_minute
-from bench.detect import Lab, native_lab
+from bench.lab import Lab, native_lab
 from bench.report import Row
 from obslab import faults
 from obslab.oncall.client import fetch_pages

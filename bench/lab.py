@@ -1,0 +1,72 @@
+"""A native stack of the benchmarks' own: fresh state, shifted ports, optional traffic."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from loadgen.profile import Profile
+from obslab import stack as native
+from obslab.stackconfig import port_offset_from_env
+
+#: The benchmark's stacks run this far above the user's port offset: beside a user's stack,
+#: the live suite's (20000-29000) and the benchmark pairs (``bench.pair``).
+PORT_SHIFT = 30000
+#: Requests a second of background traffic, as the live suite sends.
+LOAD_RATE = 20.0
+
+
+@dataclass(frozen=True)
+class Lab:
+    """A running native stack: its state directory and front doors."""
+
+    home: Path
+    urls: Mapping[str, str]
+
+    @property
+    def profile_file(self) -> Path:
+        return self.home / "load" / "profile.json"
+
+    def firing(self) -> list[dict]:
+        """Alerts firing in Prometheus now."""
+        response = requests.get(f"{self.urls['prometheus']}/api/v1/alerts", timeout=5)
+        response.raise_for_status()
+        return [a for a in response.json()["data"]["alerts"] if a["state"] == "firing"]
+
+
+@contextlib.contextmanager
+def native_lab(profile: str, *, load_rate: float | None = LOAD_RATE) -> Iterator[Lab]:
+    """A fresh native stack in a temporary state directory on shifted ports, with Locust at
+    ``load_rate`` (none when None); everything stopped and removed on the way out.
+
+    ``OBSLAB_HOME`` and ``OBSLAB_PORT_OFFSET`` point at it inside, as the CLI reads them.
+    """
+    home = Path(tempfile.mkdtemp(prefix=f"obslab-bench-{profile}-"))
+    env = {"OBSLAB_HOME": str(home), "OBSLAB_PORT_OFFSET": str(port_offset_from_env() + PORT_SHIFT)}
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        if load_rate is not None:
+            Profile(rate=load_rate).save(home / "load" / "profile.json")
+        # The stack narrates on stdout, which carries the benchmark's table.
+        with contextlib.redirect_stdout(sys.stderr):
+            try:
+                urls = native.up(profile, load=load_rate is not None)
+                yield Lab(home, urls)
+            finally:
+                native.down()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        shutil.rmtree(home, ignore_errors=True)
