@@ -32,6 +32,7 @@ missing_binaries() {
   found amtool || missing+=(amtool)
   found nginx || missing+=(nginx)
   found wrk || missing+=(wrk)
+  found docker-compose || missing+=(docker-compose)
   echo "${missing[@]}"
 }
 
@@ -43,7 +44,7 @@ fi
 if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null; then
   echo "setup: missing on PATH: $missing" >&2
   echo "setup: install them, e.g. on Debian/Ubuntu as root:" >&2
-  echo "  apt-get install --no-install-recommends prometheus prometheus-alertmanager nginx-light wrk" >&2
+  echo "  apt-get install --no-install-recommends prometheus prometheus-alertmanager nginx-light wrk docker-compose" >&2
   exit 1
 fi
 
