@@ -6,6 +6,7 @@ import functools
 import hashlib
 import logging
 import sys
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any, BinaryIO
@@ -56,6 +57,28 @@ class ServiceFields:
         return event_dict
 
 
+class UtcTimestamp:
+    """Stamp ``timestamp`` in ISO 8601 UTC with microseconds, e.g. ``2026-01-02T03:04:05.678901Z``.
+
+    structlog's ``TimeStamper(fmt="iso")`` builds a datetime and formats all of it on every
+    line; the date and time of day change once a second, so they are formatted once a second.
+    """
+
+    def __init__(self) -> None:
+        # One tuple, replaced whole: threads never see one second's prefix with another's.
+        self._cached = (-1, "")
+
+    def __call__(self, _: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+        now = time.time()
+        second = int(now)
+        cached_second, prefix = self._cached
+        if second != cached_second:
+            prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._cached = (second, prefix)
+        event_dict["timestamp"] = f"{prefix}.{int((now - second) * 1e6):06d}Z"
+        return event_dict
+
+
 def add_trace_context(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
     """Add ``trace_id`` and ``span_id`` of the current span, so a log line links to its trace."""
     context = trace.get_current_span().get_span_context()
@@ -81,8 +104,11 @@ class Redactor:
         self._verdict = functools.lru_cache(maxsize=1024)(self._classify)
 
     def __call__(self, _: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+        verdict = self._verdict
         for key, value in event_dict.items():
-            event_dict[key] = self._redact(key, value)
+            # The common case, a kept key with a scalar value, is left in place untouched.
+            if verdict(key) != self._KEEP or type(value) not in _SCALARS:
+                event_dict[key] = self._redact(key, value)
         return event_dict
 
     def _classify(self, key: object) -> int:
@@ -167,7 +193,7 @@ def configure_logging(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
+            UtcTimestamp(),
             ServiceFields(service, version),
             add_trace_context,
             # Frame locals would carry request payloads and tokens straight into the logs.

@@ -46,6 +46,18 @@ def test_single_row_scoring_matches_the_vectorised_pipeline():
         assert model.predict_proba(row) == pytest.approx(batch[i], rel=1e-9)
 
 
+@pytest.mark.parametrize(("weight", "expected"), [(1.0, 1.0), (-1.0, 0.0)])
+def test_scores_saturate_instead_of_overflowing(weight: float, expected: float):
+    model = LinearModel(
+        version="steep",
+        weights=(0.0, weight * 1e4, *(0.0,) * (len(FEATURES) - 2)),
+        intercept=0.0,
+        medians=dict.fromkeys(FEATURES, 0.0),
+    )
+    assert FEATURES[1] == "age"
+    assert model.predict_proba({"age": 120.0}) == expected
+
+
 def test_missing_values_are_imputed_with_training_medians():
     model, _ = train(MODELS["m1"])
     everything_missing = dict.fromkeys(FEATURES)

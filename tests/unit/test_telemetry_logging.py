@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -31,6 +33,19 @@ def test_writes_one_json_object_a_line_to_stream_and_file(tmp_path: Path) -> Non
     assert first["service"] == "scoring"
     assert first["version"] == "2.0.0"
     assert "trace_id" not in first and "span_id" not in first
+
+
+def test_timestamps_are_iso_8601_utc_with_microseconds() -> None:
+    stream = io.BytesIO()
+    configure_logging("scoring", "2.0.0", stream=stream)
+    before = datetime.now(UTC)
+    structlog.get_logger().info("stamped")
+    after = datetime.now(UTC)
+
+    (line,) = lines(stream)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", line["timestamp"])
+    stamped = datetime.fromisoformat(line["timestamp"])
+    assert before <= stamped <= after
 
 
 def test_reconfiguring_appends_to_the_new_file(tmp_path: Path) -> None:
