@@ -51,8 +51,8 @@ def create_app(
     configure_logging("scoring", str(app.config["SERVICE_VERSION"]), log_file=log_file(app))
     errors.init_app(app)
     tel = telemetry.init_app(app, "scoring", tracer_provider=tracer_provider)
-    model_metrics = ModelMetrics(tel.registry, loaded.baseline)
-    dependency = DependencyMetrics(tel.registry, "features")
+    model_metrics = ModelMetrics(tel.registry, loaded.baseline, enabled=tel.enabled)
+    dependency = DependencyMetrics(tel.registry, "features", enabled=tel.enabled)
     tracer = tel.tracer
     features_client = FeaturesClient(app.config["FEATURES_URL"], tracer=tracer)
     fault_state = faults.FaultState("scoring")
@@ -82,10 +82,11 @@ def create_app(
         model_metrics.observe_prediction(features, probability, decision)
         prediction_id = uuid.uuid4().hex
         store.record(prediction_id, model.version, decision, probability)
-        # Rides on the request log line rather than costing a line of its own.
-        structlog.contextvars.bind_contextvars(
-            prediction_id=prediction_id, customer_id=applicant.customer_id, decision=decision
-        )
+        if tel.enabled:
+            # Rides on the request log line rather than costing a line of its own.
+            structlog.contextvars.bind_contextvars(
+                prediction_id=prediction_id, customer_id=applicant.customer_id, decision=decision
+            )
         return jsonify(
             prediction_id=prediction_id,
             default_probability=round(probability, 6),

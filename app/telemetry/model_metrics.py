@@ -52,7 +52,11 @@ class ModelMetrics:
     every bin from the first scrape.
     """
 
-    def __init__(self, registry: CollectorRegistry, baseline: Baseline) -> None:
+    def __init__(
+        self, registry: CollectorRegistry, baseline: Baseline, *, enabled: bool = True
+    ) -> None:
+        # Disabled (OBSLAB_TELEMETRY=off), the series still exist but nothing is recorded.
+        self._enabled = enabled
         version = baseline.model_version
         score = Histogram(
             "model_prediction_score",
@@ -133,6 +137,8 @@ class ModelMetrics:
         self, features: Mapping[str, float | None], score: float, decision: str
     ) -> None:
         """Count one prediction; a feature that is None or absent counts as missing."""
+        if not self._enabled:
+            return
         decided = self._decisions.get(decision)
         if decided is None:
             raise ValueError(f"decision must be one of {DECISIONS}, got {decision!r}")
@@ -152,6 +158,8 @@ class ModelMetrics:
         ``model_version`` is the version that made the prediction, when not the current one:
         feedback arrives late, possibly after a deploy.
         """
+        if not self._enabled:
+            return
         outcome = "correct" if correct else "incorrect"
         self._feedback.labels(model_version or self._version, outcome).inc()
 
@@ -166,7 +174,10 @@ class DependencyCall:
 class DependencyMetrics:
     """``dependency_requests_total{dependency, outcome}`` and its latency histogram."""
 
-    def __init__(self, registry: CollectorRegistry, dependency: str) -> None:
+    def __init__(
+        self, registry: CollectorRegistry, dependency: str, *, enabled: bool = True
+    ) -> None:
+        self._enabled = enabled
         calls = Counter(
             "dependency_requests",
             "Calls to a dependency, by outcome (ok, error, timeout).",
@@ -202,6 +213,9 @@ class DependencyMetrics:
         anything else, such as ``response.raise_for_status()``.
         """
         call = DependencyCall()
+        if not self._enabled:
+            yield call
+            return
         started = perf_counter()
         ended = "error"
         try:

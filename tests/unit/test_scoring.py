@@ -206,3 +206,14 @@ def test_model_can_be_overridden_and_unknown_release_is_refused(tmp_path, featur
 def test_health_and_readiness(client):
     assert client.get("/healthz").get_json()["status"] == "ok"
     assert client.get("/readyz").status_code == 200
+
+
+def test_telemetry_off_records_no_model_or_dependency_signal(tmp_path, features_url):
+    app = scoring(tmp_path, features_url, TELEMETRY="off")
+    client = app.test_client()
+    prediction = client.post("/predict", json=APPLICANT).get_json()
+    client.post("/feedback", json={"prediction_id": prediction["prediction_id"], "defaulted": True})
+    assert sample(app, "model_prediction_score_count", model_version="m1") == 0
+    assert sample(app, "model_feedback_total", model_version="m1", outcome="correct") == 0
+    assert sample(app, "dependency_requests_total", dependency="features", outcome="ok") == 0
+    assert "model_prediction_score" in client.get("/metrics").get_data(as_text=True)
