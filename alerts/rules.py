@@ -114,10 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 #: The per-version figures a deploy compares, before and after: (metric, operation).
 _DEPLOY_FIGURES = (
-    ("http_requests", "rate"),
     ("http_request_errors", "ratio"),
     ("http_request_duration_seconds", "p95"),
-    ("model_predictions", "rate"),
     ("model_prediction_score", "cdf"),
 )
 
@@ -128,18 +126,23 @@ def _deploy_group(config: Profile) -> dict:
     window = config.duration("rate_window")
     scores_window = config.duration("deploy.prediction_window")
     attribution = config.duration("deploy.attribution_window")
-    live = f"and on (job, version) app_build_info{{{services}}}"
+    # A version's ratio, p95 and score distribution are recorded only from enough traffic to
+    # mean something. The previous version's last figure is then a trusted one, even when its
+    # instances were drained of traffic before they stopped.
+    busy = "and on (job, version) job_version:http_requests:rate > " + _number(
+        config.number("min_request_rate")
+    )
     records = [
         _record(
             "job_version:http_requests:rate",
             f"""
             sum by (job, version) (rate(http_requests_total{{{services}}}[{window}]))
-            {live}
+            and on (job, version) app_build_info{{{services}}}
             """,
         ),
         _record(
             "job_version:http_request_errors:ratio",
-            _lines(_error_ratio("job, version", services, window), live),
+            _lines(_error_ratio("job, version", services, window), busy),
         ),
         _record(
             "job_version:http_request_duration_seconds:p95",
@@ -149,7 +152,7 @@ def _deploy_group(config: Profile) -> dict:
                 rate(http_request_duration_seconds_bucket{{{services}}}[{window}])
               )
             )
-            {live}
+            {busy}
             """,
         ),
         # Scores carry model_version, not version: take the version from the build of the
@@ -170,10 +173,13 @@ def _deploy_group(config: Profile) -> dict:
         ),
         _record(
             "job_version:model_prediction_score:cdf",
-            """
+            f"""
             job_version:model_prediction_score_bucket:rate
               / on (job, version) group_left ()
             job_version:model_predictions:rate
+            and on (job, version)
+            job_version:model_predictions:rate
+              > {_number(config.number("deploy.min_prediction_rate"))}
             """,
         ),
         # A new version is a new series (changes() never sees a deploy): a version's deploy
@@ -192,14 +198,26 @@ def _deploy_group(config: Profile) -> dict:
             "obslab:app_deploy_timestamp_seconds:latest",
             "topk(1, deploy:app_deploy_timestamp_seconds:min)",
         ),
-        # Only the newest deploy of a job is a suspect, and only for the attribution window.
-        # With one series per job every join below is one-to-one, and a rollback, being newer,
-        # clears the deploy it undoes at once.
+        # Only the newest deploy of a job is a suspect, and only for the attribution window;
+        # with one series per job every join below is one-to-one. A rollback (back to the
+        # version the deploy before it replaced) is no suspect: being newest, it clears the
+        # alerts of the deploy it undoes, and the scores it brings back are no shift.
         _record(
             "deploy:app_deploy_age_seconds:recent",
             f"""
             bottomk by (job) (1, time() - deploy:app_deploy_timestamp_seconds:min)
               < {_number(config.seconds("deploy.attribution_window"))}
+            unless on (job, version, previous_version)
+            label_replace(
+              label_replace(
+                label_replace(
+                  last_over_time(deploy:app_deploy_timestamp_seconds:min[{attribution}]),
+                  "undone", "$1", "version", "(.*)"
+                ),
+                "version", "$1", "previous_version", "(.*)"
+              ),
+              "previous_version", "$1", "undone", "(.*)"
+            )
             """,
         ),
     ]
@@ -218,7 +236,7 @@ def _deploy_group(config: Profile) -> dict:
             """,
         )
     )
-    return _group("obslab-deploys", config, records + _deploy_alerts(config))
+    return _group("obslab-deploys", config, records + _deploy_regressions(config))
 
 
 def _before_and_after(metric: str, operation: str, attribution: str) -> list[dict]:
@@ -259,16 +277,19 @@ def _before_and_after(metric: str, operation: str, attribution: str) -> list[dic
     ]
 
 
-def _deploy_alerts(config: Profile) -> list[dict]:
+def _deploy_regressions(config: Profile) -> list[dict]:
+    """Each deploy alert: its regression, recorded; the same while the deploy was young; the
+    alert on both.
+
+    A regression that shows only later (a dependency failing minutes after a deploy) is not
+    the deploy's, so an alert needs the regression to have shown within the onset window.
+    """
     window = config.duration("rate_window")
-    min_rate = _number(config.number("min_request_rate"))
     error_factor = config.number("deploy.error_ratio_factor")
     error_delta = config.fraction("deploy.error_ratio_delta")
     latency_factor = config.number("deploy.latency_factor")
     latency_delta = config.number("deploy.latency_delta_seconds")
     max_ks = config.fraction("deploy.max_ks_distance")
-    min_predictions = _number(config.number("deploy.min_prediction_rate"))
-    for_ = config.duration("deploy.for")
     # The deploy's commit, model and age come from its deploy:app_deploy_age_seconds:recent.
     deployed = (
         "Since {{ $labels.job }} {{ $labels.version }} "
@@ -277,21 +298,17 @@ def _deploy_alerts(config: Profile) -> list[dict]:
         "was deployed {{ .Value | humanizeDuration }} ago{{ end }}{{ end }}, "
     )
     return [
-        _alert(
+        *_attribution(
             config,
             "DeployErrorRegression",
-            expr=f"""
-            max without (model_version) (
-                deploy:http_request_errors:ratio_after
-                  > {_number(error_factor)} * deploy:http_request_errors:ratio_before
-              and deploy:http_request_errors:ratio_after - deploy:http_request_errors:ratio_before
-                  > {_number(error_delta)}
-              and deploy:http_requests:rate_after > {min_rate}
-              and deploy:http_requests:rate_before > {min_rate}
-            )
+            regression="http_request_errors:regression",
+            condition=f"""
+            deploy:http_request_errors:ratio_after
+              > {_number(error_factor)} * deploy:http_request_errors:ratio_before
+            and deploy:http_request_errors:ratio_after - deploy:http_request_errors:ratio_before
+              > {_number(error_delta)}
             """,
-            for_=for_,
-            severity="page",
+            labels_dropped="model_version",
             summary="{{ $labels.job }} {{ $labels.version }} raised the error ratio "
             "it took over from {{ $labels.previous_version }}",
             description=deployed
@@ -306,22 +323,18 @@ def _deploy_alerts(config: Profile) -> list[dict]:
                 "Roll back unless another alert explains it."
             ).substitute(window=window, factor=_plain(error_factor), delta=_percent(error_delta)),
         ),
-        _alert(
+        *_attribution(
             config,
             "DeployLatencyRegression",
-            expr=f"""
-            max without (model_version) (
-                deploy:http_request_duration_seconds:p95_after
-                  > {_number(latency_factor)} * deploy:http_request_duration_seconds:p95_before
-              and deploy:http_request_duration_seconds:p95_after
-                  - deploy:http_request_duration_seconds:p95_before
-                  > {_number(latency_delta)}
-              and deploy:http_requests:rate_after > {min_rate}
-              and deploy:http_requests:rate_before > {min_rate}
-            )
+            regression="http_request_duration_seconds:regression",
+            condition=f"""
+            deploy:http_request_duration_seconds:p95_after
+              > {_number(latency_factor)} * deploy:http_request_duration_seconds:p95_before
+            and deploy:http_request_duration_seconds:p95_after
+              - deploy:http_request_duration_seconds:p95_before
+              > {_number(latency_delta)}
             """,
-            for_=for_,
-            severity="page",
+            labels_dropped="model_version",
             summary="{{ $labels.job }} {{ $labels.version }} is slower "
             "than {{ $labels.previous_version }} was",
             description=deployed
@@ -340,18 +353,12 @@ def _deploy_alerts(config: Profile) -> list[dict]:
                 delta=f"{_plain(latency_delta * 1000)}ms",
             ),
         ),
-        _alert(
+        *_attribution(
             config,
             "DeployPredictionShift",
-            expr=f"""
-            max without (commit) (
-                deploy:model_prediction_score:ks_distance > {_number(max_ks)}
-              and deploy:model_predictions:rate_after > {min_predictions}
-              and deploy:model_predictions:rate_before > {min_predictions}
-            )
-            """,
-            for_=for_,
-            severity="page",
+            regression="model_prediction_score:shift",
+            condition=f"deploy:model_prediction_score:ks_distance > {_number(max_ks)}",
+            labels_dropped="commit",
             summary="{{ $labels.job }} {{ $labels.version }} (model {{ $labels.model_version }}) "
             "scores unlike {{ $labels.previous_version }}",
             description=deployed
@@ -371,6 +378,48 @@ def _deploy_alerts(config: Profile) -> list[dict]:
                 + " on {{ $labels.previous_version }}. Decisions follow the scores: roll back "
                 "unless the shift is intended."
             ).substitute(window=config.duration("deploy.prediction_window"), ks=_plain(max_ks)),
+        ),
+    ]
+
+
+def _attribution(
+    config: Profile,
+    name: str,
+    *,
+    regression: str,
+    condition: str,
+    labels_dropped: str,
+    summary: str,
+    description: str,
+) -> list[dict]:
+    """``deploy:<regression>``, ``deploy:<regression>_at_onset``, and the alert ``name``.
+
+    The alert keeps the contract's labels: it drops ``labels_dropped`` from the deploy's.
+    """
+    onset = _number(config.seconds("deploy.onset_window"))
+    attribution = config.duration("deploy.attribution_window")
+    return [
+        _record(f"deploy:{regression}", condition),
+        _record(
+            f"deploy:{regression}_at_onset",
+            f"""
+            deploy:{regression}
+            and on (job) deploy:app_deploy_age_seconds:recent < {onset}
+            """,
+        ),
+        _alert(
+            config,
+            name,
+            expr=f"""
+            max without ({labels_dropped}) (
+              deploy:{regression}
+              and last_over_time(deploy:{regression}_at_onset[{attribution}])
+            )
+            """,
+            for_=config.duration("deploy.for"),
+            severity="page",
+            summary=summary,
+            description=description,
         ),
     ]
 

@@ -2,7 +2,7 @@
 
 A profile is the file's ``defaults`` with ``profiles.<name>`` laid over it, key by key. Keys are
 addressed with dots (``slo.fast.for``); every value remembers where in the file it came from, so
-an error points at the line to fix, and a key no rule reads (a typo) is an error too.
+an error names the key to fix, and a key no rule reads (a typo) is an error too.
 """
 
 from __future__ import annotations
