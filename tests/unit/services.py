@@ -1,8 +1,4 @@
-"""The two services as unit tests run them: scoring reaches features over a real HTTP hop.
-
-pytest puts this folder on ``sys.path`` (it has no ``__init__.py``), so tests import it as
-``services``.
-"""
+"""The two services as unit tests run them: scoring reaches features over a real HTTP hop."""
 
 from __future__ import annotations
 

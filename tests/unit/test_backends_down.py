@@ -15,10 +15,10 @@ from flask import Flask
 from opentelemetry.sdk.trace import SpanProcessor, Tracer
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from prometheus_client import CollectorRegistry
-from services import APPLICANT, make_features, scoring_settings, served
 
 from app.scoring import create_app as create_scoring
 from app.telemetry import EXTENSION_KEY
+from tests.unit.services import APPLICANT, make_features, scoring_settings, served
 
 CLOSED_PORT = "http://127.0.0.1:9"  # discard port: nothing listens on it here
 QUEUE_SIZE = 128

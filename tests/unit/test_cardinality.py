@@ -15,12 +15,12 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client import CollectorRegistry
-from services import APPLICANT, make_features, scoring_settings, served
 
 from app.model.data import APPLICANT_FEATURES, CUSTOMERS, FEATURE_SPECS
 from app.scoring import create_app as create_scoring
 from app.telemetry import EXTENSION_KEY
 from app.telemetry.http_metrics import UNMATCHED
+from tests.unit.services import APPLICANT, make_features, scoring_settings, served
 
 ATTACK = 10_000
 WARM_UP = 1_000

@@ -15,11 +15,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from services import APPLICANT, make_features, scoring_settings, served
 
 from app.model.data import APPLICANT_FEATURES, CUSTOMERS, FEATURE_SPECS
 from app.scoring import create_app as create_scoring
 from app.settings import SERVICE_DEFAULTS
+from tests.unit.services import APPLICANT, make_features, scoring_settings, served
 
 BODY_LIMIT = int(SERVICE_DEFAULTS["MAX_CONTENT_LENGTH"])  # type: ignore[call-overload]
 

@@ -10,10 +10,10 @@ from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
-from services import make_features, scoring_settings, served
 
 from app.scoring import create_app as create_scoring
 from app.scoring.openapi import OPENAPI_PATH, document
+from tests.unit.services import make_features, scoring_settings, served
 
 
 @pytest.fixture(scope="module")

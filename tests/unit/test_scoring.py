@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import orjson
 import pytest
-from services import APPLICANT, make_features, scoring_settings, served
 
 from app.scoring import create_app as create_scoring
+from tests.unit.services import APPLICANT, make_features, scoring_settings, served
 
 
 @pytest.fixture(scope="module")
