@@ -33,7 +33,7 @@ from bench.report import Row
 from loadgen.profile import Profile
 from obslab.layout import StateLayout
 from obslab.processes import Supervisor
-from obslab.stack import LOCUSTFILE
+from obslab.stack import locust_argv
 from obslab.stackconfig import REPO_ROOT
 
 TITLE = "capacity"
@@ -101,21 +101,14 @@ def run_locust(
     its CSV files are written under ``csv_prefix``."""
     Profile.load(lab.profile_file).with_rate(rate).save(lab.profile_file)
     users = users or users_for(rate)
-    argv = [
-        sys.executable,
-        "-m",
-        "locust",
-        "-f",
-        str(LOCUSTFILE),
-        "--headless",
-        f"--host={lab.urls['scoring']}",
-        f"--users={users}",
-        f"--spawn-rate={users}",
+    argv = locust_argv(
+        lab.urls["scoring"],
+        users,
+        users,
         f"--run-time={seconds:g}s",
         f"--csv={csv_prefix}",
-        "--only-summary",
         "--loglevel=WARNING",
-    ]
+    )
     env = {**os.environ, "OBSLAB_HOME": str(lab.home)}
     log = csv_prefix.with_suffix(".log")
     with log.open("w") as out:

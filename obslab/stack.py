@@ -432,21 +432,27 @@ def _prometheus_server(
     )
 
 
-def _locust(stack: StackConfig, layout: StateLayout, env: dict[str, str]) -> ProcessSpec:
-    if not LOCUSTFILE.is_file():
-        raise ObslabError(f"{LOCUSTFILE} not found: the load generator needs it")
-    argv = [
+def locust_argv(host: str, users: int, spawn_rate: float, *extra: str) -> list[str]:
+    """Headless Locust running the lab's locustfile against ``host``."""
+    return [
         sys.executable,
         "-m",
         "locust",
         "-f",
         str(LOCUSTFILE),
         "--headless",
-        f"--host={_url(stack.scoring.port)}",
-        f"--users={stack.locust.users}",
-        f"--spawn-rate={stack.locust.spawn_rate}",
+        f"--host={host}",
+        f"--users={users}",
+        f"--spawn-rate={spawn_rate:g}",
         "--only-summary",
+        *extra,
     ]
+
+
+def _locust(stack: StackConfig, layout: StateLayout, env: dict[str, str]) -> ProcessSpec:
+    if not LOCUSTFILE.is_file():
+        raise ObslabError(f"{LOCUSTFILE} not found: the load generator needs it")
+    argv = locust_argv(_url(stack.scoring.port), stack.locust.users, stack.locust.spawn_rate)
     # Headless Locust serves no web UI, so it has no port and no health check.
     return ProcessSpec(name="locust", argv=argv, env=env, log=layout.log("locust"), cwd=REPO_ROOT)
 
