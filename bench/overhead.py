@@ -65,6 +65,15 @@ VARIANTS = (
         "obslab, traces 10%",
         {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"},
     ),
+    # b with its trace backend gone: nothing listens on port 9, so every export fails.
+    Variant(
+        "e",
+        "obslab, trace backend down",
+        {
+            "OTEL_TRACES_SAMPLER": "parentbased_always_on",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",
+        },
+    ),
 )
 BASELINE = "a"
 
@@ -117,6 +126,11 @@ def rows(summaries: Sequence[Summary]) -> list[Row]:
         if key == "b":
             goal, met = f">= {GOAL_FULL_RATIO}", ratio >= GOAL_FULL_RATIO
         table.append(Row(f"{key}/{BASELINE}", "throughput ratio", f"{ratio:.2f}", goal, met))
+    if "b" in by_key and "e" in by_key:
+        full, down = by_key["b"], by_key["e"]
+        table.append(
+            Row("e vs b", "p50 latency ratio", f"{down.p50 / full.p50:.2f}", "~ 1 (noise)")
+        )
     if "b" in by_key and "c" in by_key:
         full, zero_code = by_key["b"], by_key["c"]
         table.append(

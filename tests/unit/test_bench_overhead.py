@@ -19,9 +19,10 @@ def _by(rows: list, case: str, measure: str):
 def test_every_variant_leads_one_round_and_each_round_runs_all() -> None:
     rounds = [overhead.rotated(VARIANTS, index) for index in range(len(VARIANTS))]
 
-    assert [order[0].key for order in rounds] == ["a", "b", "c", "d"]
-    assert all(sorted(v.key for v in order) == ["a", "b", "c", "d"] for order in rounds)
-    assert overhead.rotated(VARIANTS, 5) == rounds[1]
+    keys = [variant.key for variant in VARIANTS]
+    assert [order[0].key for order in rounds] == keys
+    assert all(sorted(v.key for v in order) == keys for order in rounds)
+    assert overhead.rotated(VARIANTS, len(VARIANTS) + 1) == rounds[1]
 
 
 def test_summarise_takes_medians_and_sums_errors() -> None:
@@ -60,3 +61,10 @@ def test_a_slow_full_variant_and_errors_fail_their_goals() -> None:
     assert _by(rows, "b vs c", "throughput ratio").met is False
     errors = _by(rows, "b: obslab, traces 100%", "errors")
     assert (errors.value, errors.met) == ("4", False)
+
+
+def test_a_dead_trace_backend_is_set_beside_full_telemetry_by_latency() -> None:
+    down = Summary(_summary("e", 290).variant, rate=290, p50=0.015, p99=0.05, errors=0)
+    rows = overhead.rows([_summary("a", 400), _summary("b", 300), down])
+
+    assert _by(rows, "e vs b", "p50 latency ratio").value == "1.50"
