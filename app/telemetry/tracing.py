@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -83,10 +84,21 @@ def build_tracer_provider(
     return provider
 
 
+#: Loggers that report each lost span or failed batch in plain text. With the counter they
+#: say nothing new, and while the backend is down the queue-full warning ran once per span on
+#: the request path.
+_QUIETED_LOGGERS = (
+    "opentelemetry.sdk._shared_internal",
+    "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+)
+
+
 class DropCountingBatchSpanProcessor(BatchSpanProcessor):
     """A ``BatchSpanProcessor`` that counts the spans it loses in ``dropped{reason}``."""
 
     def __init__(self, exporter: SpanExporter, dropped: Counter, **options: Any) -> None:
+        for name in _QUIETED_LOGGERS:
+            logging.getLogger(name).setLevel(logging.ERROR)
         super().__init__(_FailedExportCounter(exporter, dropped.labels("export_failed")), **options)
         # The SDK reports queue overflow only through its internal processor-metrics hook,
         # which it feeds to OpenTelemetry metrics when OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED
