@@ -196,7 +196,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
 #: The live modules share one stack, so their order matters: deploys leave the stack inside
 #: their attribution window for minutes, when any regression would rightly be blamed on them;
 #: so the modules that deploy run last.
-MODULE_ORDER = ("test_lab", "test_dashboards", "test_analytics", "test_faults", "test_deploy")
+#: Restarting Prometheus leaves a gap in every window, so that module runs after all the rest.
+MODULE_ORDER = (
+    "test_lab",
+    "test_dashboards",
+    "test_analytics",
+    "test_faults",
+    "test_deploy",
+    "test_backends",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
