@@ -2,32 +2,12 @@
 
 from __future__ import annotations
 
-import bisect
-from dataclasses import dataclass
-
 import pytest
 import requests
 from prometheus_client import CollectorRegistry
 
+from app.model.baseline import Baseline, BinEdges
 from app.telemetry import DependencyMetrics, ModelMetrics
-
-
-@dataclass(frozen=True)
-class BinEdges:
-    edges: tuple[float, ...]
-    shares: tuple[float, ...]
-
-    def bin_index(self, x: float) -> int:
-        return bisect.bisect_right(self.edges, x)
-
-
-@dataclass(frozen=True)
-class Baseline:
-    model_version: str
-    features: dict[str, BinEdges]
-    score: BinEdges
-    accuracy: float
-
 
 BASELINE = Baseline(
     model_version="m2",
@@ -73,7 +53,7 @@ def test_a_prediction_is_binned_per_feature_and_score(
     model: ModelMetrics, registry: CollectorRegistry
 ) -> None:
     model.observe_prediction({"income": 60_000.0, "age": 25.0}, 0.55, "decline")
-    model.observe_prediction({"income": 10_000.0, "age": 30.0}, 0.1, "approve")
+    model.observe_prediction({"income": 10_000.0, "age": 31.0}, 0.1, "approve")
 
     assert sample(registry, "model_feature_bin_total", feature="income", bin="2") == 1
     assert sample(registry, "model_feature_bin_total", feature="income", bin="0") == 1
