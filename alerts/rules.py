@@ -117,7 +117,13 @@ _DEPLOY_FIGURES = (
     ("http_request_errors", "ratio"),
     ("http_request_duration_seconds", "p95"),
     ("model_prediction_score", "cdf"),
+    ("model_prediction_score", "samples"),
 )
+
+#: Two-sample Kolmogorov-Smirnov coefficient c(alpha) for alpha = 0.001: a distance above
+#: c * sqrt(1/n + 1/m) is one chance gives less than once in a thousand comparisons. Binned
+#: distances are never larger than the exact ones, so the bound errs on the quiet side.
+_KS_COEFFICIENT = 1.95
 
 
 def _deploy_group(config: Profile) -> dict:
@@ -131,6 +137,10 @@ def _deploy_group(config: Profile) -> dict:
     # instances were drained of traffic before they stopped.
     busy = "and on (job, version) job_version:http_requests:rate > " + _number(
         config.number("min_request_rate")
+    )
+    scores_seconds = config.seconds("deploy.prediction_window")
+    compared = "and on (job, version) job_version:model_predictions:rate > " + _number(
+        config.number("deploy.min_prediction_rate")
     )
     records = [
         _record(
@@ -177,10 +187,13 @@ def _deploy_group(config: Profile) -> dict:
             job_version:model_prediction_score_bucket:rate
               / on (job, version) group_left ()
             job_version:model_predictions:rate
-            and on (job, version)
-            job_version:model_predictions:rate
-              > {_number(config.number("deploy.min_prediction_rate"))}
+            {compared}
             """,
+        ),
+        # How many predictions that distribution rests on: what chance alone can do to it.
+        _record(
+            "job_version:model_prediction_score:samples",
+            f"job_version:model_predictions:rate * {_number(scores_seconds)} {compared}",
         ),
         # A new version is a new series (changes() never sees a deploy): a version's deploy
         # time is the earliest deploy timestamp among its live instances.
@@ -232,6 +245,17 @@ def _deploy_group(config: Profile) -> dict:
                   deploy:model_prediction_score:cdf_after
                 - deploy:model_prediction_score:cdf_before
               )
+            )
+            """,
+        )
+    )
+    records.append(
+        _record(
+            "deploy:model_prediction_score:ks_chance_bound",
+            f"""
+            {_number(_KS_COEFFICIENT)} * sqrt(
+                1 / deploy:model_prediction_score:samples_after
+              + 1 / deploy:model_prediction_score:samples_before
             )
             """,
         )
@@ -357,7 +381,12 @@ def _deploy_regressions(config: Profile) -> list[dict]:
             config,
             "DeployPredictionShift",
             regression="model_prediction_score:shift",
-            condition=f"deploy:model_prediction_score:ks_distance > {_number(max_ks)}",
+            # Large enough to matter, and too large for chance on the predictions behind it.
+            condition=f"""
+            deploy:model_prediction_score:ks_distance > {_number(max_ks)}
+            and deploy:model_prediction_score:ks_distance
+              > deploy:model_prediction_score:ks_chance_bound
+            """,
             labels_dropped="commit",
             summary="{{ $labels.job }} {{ $labels.version }} (model {{ $labels.model_version }}) "
             "scores unlike {{ $labels.previous_version }}",

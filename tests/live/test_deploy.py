@@ -9,15 +9,19 @@ The module's fixture puts back the initial release and waits until the alerts ha
 from __future__ import annotations
 
 import collections
+import itertools
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
+import numpy as np
 import pytest
 import requests
 
+from app.model.data import customer_history
+from loadgen.profile import Profile
 from obslab import deploy
 from obslab.topology import read_topology
 
@@ -28,6 +32,7 @@ DEPLOY_ALERTS = ("DeployErrorRegression", "DeployLatencyRegression", "DeployPred
 # The test profile's deploy `for:` window is 10 s, its Alertmanager group_wait 1 s: an alert
 # that has not paged this long after its cause will not.
 QUIET_PERIOD = 25.0
+STREAM_SIZE = 1000
 
 
 @contextmanager
@@ -100,14 +105,26 @@ def initial_release(stack) -> Iterator[None]:
 class _Stream:
     """A steady stream of real predictions through nginx, counting every answer.
 
+    Its applicants are drawn from the training population, like Locust's: a stream of one
+    applicant would make the score distribution a point mass that vanishes when the stream
+    stops, and DeployPredictionShift would rightly see the traffic change beside the deploy.
+
     Each request opens its own connection: on every reload nginx's old workers close their
     idle client connections, and a client that reuses one at that instant sees it closed
     before nginx read the request (HTTP's idle-close race, which clients retry). What this
     counts is whether nginx and the instances answer every request they receive.
     """
 
-    def __init__(self, predict: Callable[..., requests.Response]) -> None:
-        self._predict = predict
+    def __init__(self, scoring: str, seed: int = 0) -> None:
+        self._url = f"{scoring}/predict"
+        rng = np.random.default_rng(seed)
+        customers = rng.integers(1, len(customer_history()["customer_id"]) + 1, size=STREAM_SIZE)
+        self._bodies = [
+            {"customer_id": int(customer), **sent}
+            for customer, (sent, _) in zip(
+                customers, Profile().applicants(rng, STREAM_SIZE), strict=True
+            )
+        ]
         self.answers: collections.Counter[object] = collections.Counter()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -121,9 +138,11 @@ class _Stream:
         self._thread.join()
 
     def _run(self) -> None:
-        while not self._stop.is_set():
+        for body in itertools.cycle(self._bodies):
+            if self._stop.is_set():
+                return
             try:
-                response = self._predict(timeout=10)
+                response = requests.post(self._url, json=body, timeout=10)
                 self.answers[response.status_code] += 1
             except requests.RequestException as exc:
                 self.answers[type(exc).__name__] += 1
@@ -132,7 +151,7 @@ class _Stream:
 
 def test_a_good_release_rolls_out_without_a_dropped_request_or_a_page(stack) -> None:
     since = time.time()
-    with _in_stack(stack), _Stream(stack.predict) as stream:
+    with _in_stack(stack), _Stream(stack.scoring) as stream:
         record = deploy.deploy("1.1.0")
 
     assert record is not None and (record.version, record.previous_version) == ("1.1.0", "1.0.0")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import re
 import shutil
@@ -204,6 +205,87 @@ def test_psi_recording_rule_matches_psi(tmp_path: Path) -> None:
     )
     result = promtool("test", "rules", test_file.name, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(("rate", "pages"), [(5.5, False), (20.0, True)])
+def test_a_score_shift_pages_only_beyond_chance(rate: float, pages: bool, tmp_path: Path) -> None:
+    """A canary whose scores sit 0.21 from the old version's (above max_ks_distance, 0.2)
+    pages when the distance rests on 600 predictions a side, not on 165, where chance alone
+    reaches 0.21 once in a few hundred comparisons. The test profile's 30s window makes the
+    small sample: with the demo profile's 5m window the distance alone decides."""
+    config = load_profile("test")
+    assert config.fraction("deploy.max_ks_distance") < 0.21
+    window = config.seconds("deploy.prediction_window")
+    assert config.number("deploy.min_prediction_rate") < rate
+
+    def instance(port: int, version: str, model: str, previous: str, deployed: int) -> list:
+        target = f'job="scoring",instance="127.0.0.1:{port}"'
+        return [
+            {
+                "series": f'app_build_info{{{target},version="{version}",commit="c{port}",'
+                f'model_version="{model}",previous_version="{previous}"}}',
+                "values": "1x300",
+            },
+            {"series": f"app_deploy_timestamp_seconds{{{target}}}", "values": f"{deployed}x300"},
+        ]
+
+    def scores(port: int, model: str, below_half: float) -> list[dict]:
+        target = f'job="scoring",instance="127.0.0.1:{port}",model_version="{model}"'
+        return [
+            {
+                "series": f'model_prediction_score_bucket{{{target},le="{le}"}}',
+                "values": f"0+{rate * share!r}x300",
+            }
+            for le, share in (("0.5", below_half), ("1.0", 1.0), ("+Inf", 1.0))
+        ]
+
+    series = [
+        *instance(8100, "1.0.0", "m1", "0.9.0", -3600),
+        *scores(8100, "m1", 0.5),
+        *instance(8101, "1.1.0", "m2", "1.0.0", 0),
+        *scores(8101, "m2", 0.71),
+    ]
+    shift = 'deploy:model_prediction_score:ks_distance{version="1.1.0"}'
+    bound = 1.95 * math.sqrt(2 / (rate * window))
+    firing = 'ALERTS{alertname="DeployPredictionShift",alertstate="firing",version="1.1.0"}'
+    cases = [
+        {
+            "expr": f"abs({shift} - 0.21) < bool 1e-9",
+            "eval_time": "2m",
+            "exp_samples": [{"labels": "{" + _deploy_labels() + "}", "value": 1}],
+        },
+        {
+            "expr": f"abs(deploy:model_prediction_score:ks_chance_bound - {bound!r}) < bool 1e-9",
+            "eval_time": "2m",
+            "exp_samples": [{"labels": "{" + _deploy_labels() + "}", "value": 1}],
+        },
+        {
+            "expr": f"count({firing})",
+            "eval_time": "2m",
+            "exp_samples": [{"labels": "{}", "value": 1}] if pages else [],
+        },
+    ]
+    rules = tmp_path / "test.rules.yml"
+    rules.write_text(render_rules("test"), encoding="utf-8")
+    test_file = tmp_path / "shift.yml"
+    test_file.write_text(
+        yaml.safe_dump(
+            {
+                "rule_files": [rules.name],
+                "evaluation_interval": "1s",
+                "tests": [{"interval": "1s", "input_series": series, "promql_expr_test": cases}],
+            }
+        ),
+        encoding="utf-8",
+    )
+    result = promtool("test", "rules", test_file.name, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _deploy_labels() -> str:
+    return (
+        'job="scoring",version="1.1.0",previous_version="1.0.0",commit="c8101",model_version="m2"'
+    )
 
 
 def bin_series(feature: str, counts_per_instance: list[list[int]]) -> list[dict]:
