@@ -1,15 +1,20 @@
 """Scoring's client for the features service: a timeout, one retry, and honest errors.
 
-A lookup is an idempotent GET, so one retry on a connection error or a 502/503/504 is safe.
-Timeouts are not retried: a slow dependency would only be asked twice as slowly.
+A lookup is an idempotent GET, so one retry is safe: on a connection refused, on a pooled
+connection the other end closed before answering (as nginx does to idle keep-alive
+connections on every reload), and on a 502/503/504. Timeouts are not retried: a slow
+dependency would only be asked twice as slowly.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import requests
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from app.errors import RequestError
@@ -30,6 +35,17 @@ class DependencyError(Exception):
         self.outcome = outcome
 
 
+class _RetryUnlessTimedOut(Retry):
+    """urllib3's ``Retry``, except that a read timeout is final instead of a read error to
+    retry. Other read errors (a connection dropped before the response) are retried."""
+
+    def increment(self, *args: Any, **kwargs: Any) -> Retry:
+        error = kwargs.get("error")
+        if isinstance(error, ReadTimeoutError):
+            raise error
+        return super().increment(*args, **kwargs)
+
+
 class FeaturesClient:
     """Looks up history over HTTP inside a ``feature_lookup`` client span."""
 
@@ -46,10 +62,10 @@ class FeaturesClient:
         self._session = requests.Session()
         # Proxies from the environment would be re-read on every call, and loopback needs none.
         self._session.trust_env = False
-        retry = Retry(
+        retry = _RetryUnlessTimedOut(
             total=1,
             connect=1,
-            read=0,
+            read=1,
             status=1,
             allowed_methods=frozenset({"GET"}),
             status_forcelist=(502, 503, 504),
