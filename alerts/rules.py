@@ -665,6 +665,9 @@ def _service_alerts(config: Profile) -> list[dict]:
 
 # --- model: drift (PSI), missing inputs, accuracy from feedback --------------------------------
 
+#: The job under which Prometheus scrapes itself (obslab/render.py, both run modes).
+_PROMETHEUS = 'job="prometheus"'
+
 
 def _model_group(config: Profile) -> dict:
     scoring = config.text("selectors.scoring")
@@ -770,13 +773,22 @@ def _model_alerts(config: Profile) -> list[dict]:
     conventions = _Text("ticket above @ticket, page above @page").substitute(
         ticket=_plain(levels["ticket"]), page=_plain(levels["page"])
     )
+    # A drift window that spans a Prometheus restart holds partial, distorted bin counts that
+    # alarm on every feature, so PSI is trusted once Prometheus has been up a whole window.
+    # `unless`, not `and`: a Prometheus that does not scrape itself still alerts.
+    restarted = (
+        f"unless on () (time() - process_start_time_seconds{{{_PROMETHEUS}}})"
+        f" < {_number(config.seconds('drift.window'))}"
+    )
     alerts = []
     for severity, level in levels.items():
         alerts += [
             _alert(
                 config,
                 "FeatureDrift",
-                expr=f'obslab:model_feature:psi{{feature!="score"}} > {_number(level)}',
+                expr=_lines(
+                    f'obslab:model_feature:psi{{feature!="score"}} > {_number(level)}', restarted
+                ),
                 for_=drift_for,
                 severity=severity,
                 summary="Feature {{ $labels.feature }} has drifted from training "
@@ -791,9 +803,10 @@ def _model_alerts(config: Profile) -> list[dict]:
             _alert(
                 config,
                 "PredictionDrift",
-                expr=(
+                expr=_lines(
                     'max without (feature) (obslab:model_feature:psi{feature="score"})'
-                    f" > {_number(level)}"
+                    f" > {_number(level)}",
+                    restarted,
                 ),
                 for_=drift_for,
                 severity=severity,

@@ -18,6 +18,12 @@ from obslab.topology import Instance, Topology
 
 LOAD_BALANCED = ("scoring", "features")
 
+#: The labels that say what a two-level alert is about (ErrorBudgetBurn's job, FeatureDrift's
+#: feature and model_version, PredictionDrift's model_version): a page inhibits a ticket only
+#: when all of them match, and a label both lack matches. ErrorBudgetBurn's ``window`` is left
+#: out: it is the alert's level (fast pages, slow tickets), not its subject.
+_SAME_SUBJECT = ("alertname", "job", "feature", "model_version")
+
 
 def _header(profile: str) -> str:
     return f"# Rendered by obslab from config/stack.yaml (profile {profile}); do not edit.\n"
@@ -70,7 +76,8 @@ def render_targets(instances: Sequence[Instance]) -> str:
 
 
 def render_alertmanager(stack: StackConfig, profile: Profile, layout: StateLayout) -> str:
-    """alertmanager.yml: pages and tickets both go to the oncall receiver's webhook."""
+    """alertmanager.yml: pages and tickets both go to the oncall receiver's webhook, and a
+    firing page holds back the ticket of the same alert about the same thing."""
     timing = profile.alertmanager
 
     def receiver(severity: str) -> dict[str, object]:
@@ -105,6 +112,15 @@ def render_alertmanager(stack: StackConfig, profile: Profile, layout: StateLayou
             ],
         },
         "receivers": [receiver("page"), receiver("ticket")],
+        # A two-level alert tickets first and pages when it worsens: once it pages, its
+        # ticket is noise.
+        "inhibit_rules": [
+            {
+                "source_matchers": ['severity="page"'],
+                "target_matchers": ['severity="ticket"'],
+                "equal": list(_SAME_SUBJECT),
+            }
+        ],
     }
     return _header(profile.name) + yaml.safe_dump(document, sort_keys=False)
 

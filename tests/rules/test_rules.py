@@ -17,6 +17,10 @@ from hypothesis import strategies as st
 import alerts.rules
 from alerts.rules import LAST_DEPLOY, RULES_FILE, SEVERITIES, build_rules, psi, render_rules
 from alerts.thresholds import THRESHOLDS_FILE, ThresholdsError, duration_seconds, load_profile
+from obslab.compose import prometheus_config
+from obslab.layout import StateLayout
+from obslab.render import render_alertmanager, render_prometheus
+from obslab.stackconfig import load_stack
 
 ALERTS_DIR = RULES_FILE.parent
 PROMTOOL_TESTS = sorted((ALERTS_DIR / "tests").glob("*.yml"))
@@ -150,6 +154,59 @@ def test_promtool_cases_expect_exactly_the_contract_labels() -> None:
         for alert in case["exp_alerts"]:
             assert set(alert["exp_labels"]) == CONTRACT[case["alertname"]] | {"severity"}
             assert set(alert["exp_annotations"]) == {"summary", "description", "runbook_url"}
+
+
+def test_a_page_inhibits_the_ticket_about_the_same_thing(tmp_path: Path) -> None:
+    """Alertmanager's inhibition compares exactly the labels that say what a two-level alert is
+    about: its contract labels, but not those that tell its levels apart (ErrorBudgetBurn's
+    window), so a page never silences the ticket of another feature, model or job."""
+    stack = load_stack()
+    rendered = render_alertmanager(stack, stack.profile("demo"), StateLayout(tmp_path))
+    [inhibition] = yaml.safe_load(rendered)["inhibit_rules"]
+    equal = set(inhibition["equal"])
+    for profile in PROFILES:
+        label_sets: dict[str, list[dict[str, str]]] = {}
+        for rule in alerting_rules(profile):
+            label_sets.setdefault(rule["alert"], []).append(rule["labels"])
+        subjects, levels = set(), set()
+        for name, sets in label_sets.items():
+            if {labels["severity"] for labels in sets} != set(SEVERITIES):
+                continue
+            level = {key for key in set().union(*sets) if len({s.get(key) for s in sets}) > 1}
+            subjects |= CONTRACT[name] - level
+            levels |= level
+        assert levels == {"severity", "window"}
+        assert equal == {"alertname"} | subjects
+        assert not equal & levels
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_drift_alerts_wait_until_prometheus_has_been_up_a_drift_window(
+    profile: str, tmp_path: Path
+) -> None:
+    """The guard reads the start time of the job Prometheus scrapes itself under, in both run
+    modes, and waits the profile's own drift window."""
+    stack = load_stack()
+    guard = re.compile(r'process_start_time_seconds\{job="(\w+)"\}\) < (\S+)$')
+    drift = [
+        rule
+        for rule in alerting_rules(profile)
+        if rule["alert"] in ("FeatureDrift", "PredictionDrift")
+    ]
+    assert len(drift) == 2 * len(SEVERITIES)
+    for rule in drift:
+        found = guard.search(rule["expr"])
+        assert found, rule["expr"]
+        assert found[1] == "prometheus"
+        assert float(found[2]) == load_profile(profile).seconds("drift.window")
+    native = yaml.safe_load(render_prometheus(stack, stack.profile(profile), StateLayout(tmp_path)))
+    compose = yaml.safe_load(prometheus_config(stack))
+    for document, target in (
+        (native, f"127.0.0.1:{stack.prometheus_port}"),
+        (compose, f"prometheus:{stack.prometheus_port}"),
+    ):
+        jobs = {job["job_name"]: job for job in document["scrape_configs"]}
+        assert jobs["prometheus"]["static_configs"] == [{"targets": [target]}]
 
 
 def test_recording_rules_follow_the_naming_convention() -> None:
