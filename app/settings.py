@@ -43,7 +43,7 @@ def load_config(
     """Fill ``app.config``: shared defaults, the service's own, ``OBSLAB_*``, then ``overrides``.
 
     ``LOG_FILE`` defaults to ``<state>/logs/<instance or service>.jsonl``; set it to an empty
-    string to log to stdout only.
+    string to log to stdout instead (as under docker compose, where stdout is collected).
     """
     app.config.from_mapping(SERVICE_DEFAULTS)
     app.config.from_mapping(defaults)

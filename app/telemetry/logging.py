@@ -140,7 +140,12 @@ class Redactor:
 
 
 class _JsonLines:
-    """structlog's logger and logger factory at once: writes each rendered line to every output."""
+    """structlog's logger and logger factory at once: writes each rendered line to the log
+    file if there is one, else to the stream.
+
+    One output, not both: a second copy of every line is a second write(2) on the request
+    path, and the native stack already keeps each process's stdout in a file of its own.
+    """
 
     def __init__(self, stream: BinaryIO, log_file: Path | None) -> None:
         self._file: BinaryIO | None = None
@@ -149,16 +154,14 @@ class _JsonLines:
             # Unbuffered append: each line is one write(2), so instances sharing the file
             # never interleave halves of lines.
             self._file = open(log_file, "ab", buffering=0)  # noqa: SIM115 - closed in close()
-        self._outputs = (stream, self._file) if self._file else (stream,)
+        self._output = self._file or stream
 
     def __call__(self, *_names: Any) -> _JsonLines:
         return self
 
     def msg(self, line: bytes) -> None:
-        data = line + b"\n"
-        for output in self._outputs:
-            output.write(data)
-            output.flush()
+        self._output.write(line + b"\n")
+        self._output.flush()
 
     log = debug = info = warn = warning = msg
     err = error = critical = exception = fatal = failure = msg
@@ -179,7 +182,8 @@ def configure_logging(
     log_file: Path | None = None,
     stream: IO[Any] | None = None,
 ) -> None:
-    """Configure structlog for the process: JSON lines on ``stream`` and ``log_file``.
+    """Configure structlog for the process: JSON lines to ``log_file``, or to ``stream``
+    when there is no log file.
 
     ``stream`` is binary or a text stream with a ``buffer`` (the default, ``sys.stdout``).
 
