@@ -349,6 +349,7 @@ def gunicorn_argv(service: AppService, port: int) -> list[str]:
         "--graceful-timeout=5",
         # Its default socket path is shared by every gunicorn of the user.
         "--no-control-socket",
+        "--config=python:app.gunicorn_conf",
         service.app,
     ]
 
