@@ -22,7 +22,7 @@ LOAD_BALANCED = ("scoring", "features")
 #: feature and model_version, PredictionDrift's model_version): a page inhibits a ticket only
 #: when all of them match, and a label both lack matches. ErrorBudgetBurn's ``window`` is left
 #: out: it is the alert's level (fast pages, slow tickets), not its subject.
-_SAME_SUBJECT = ("alertname", "job", "feature", "model_version")
+SAME_SUBJECT = ("alertname", "job", "feature", "model_version")
 
 
 def _header(profile: str) -> str:
@@ -118,7 +118,7 @@ def render_alertmanager(stack: StackConfig, profile: Profile, layout: StateLayou
             {
                 "source_matchers": ['severity="page"'],
                 "target_matchers": ['severity="ticket"'],
-                "equal": list(_SAME_SUBJECT),
+                "equal": list(SAME_SUBJECT),
             }
         ],
     }

@@ -10,6 +10,7 @@ from bench.capacity import LocustStats, MemoryTrace
 from bench.soak import (
     MAX_FAULT_SECONDS,
     Window,
+    delivered,
     errors_outside,
     is_flat,
     parse_history,
@@ -96,3 +97,15 @@ def test_rows_report_lost_pages_by_name() -> None:
 def test_errors_outside_windows_miss_the_goal(outside: int) -> None:
     table = rows(60, LocustStats(10, outside, 1.0, 0.01), outside, [], [], [])
     assert {row.measure: row.met for row in table}["request errors outside fault windows"] is False
+
+
+def test_a_ticket_held_back_by_its_page_is_not_lost() -> None:
+    page = {"alertname": "FeatureDrift", "feature": "income", "model_version": "m1"}
+    pages = [page | {"severity": "page"}]
+    income_ticket = page | {"severity": "ticket"}
+    age_ticket = income_ticket | {"feature": "age"}
+
+    assert delivered(income_ticket, pages)
+    assert not delivered(age_ticket, pages)
+    # A page is never held back: it must arrive itself.
+    assert not delivered(page | {"severity": "page", "feature": "age"}, pages)
