@@ -8,8 +8,10 @@ included, into every trace.
 
 from __future__ import annotations
 
+import functools
 import random
 from time import perf_counter
+from typing import Any
 
 import structlog
 from flask import Flask, Response, request
@@ -56,7 +58,12 @@ class RequestTelemetry:
         self._metrics = metrics
         self._tracer = tracer
         self._instance = {"instance": instance} if instance else {}
-        self._log = structlog.get_logger("obslab.request")
+
+    @functools.cached_property
+    def _log(self) -> Any:
+        """The request logger, resolved at the first request and kept: structlog's lazy proxy
+        would rebuild it from the configuration on every line."""
+        return structlog.get_logger("obslab.request").bind()
 
     def register(self, app: Flask) -> None:
         """Hook into ``app``."""

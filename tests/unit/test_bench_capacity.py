@@ -11,14 +11,15 @@ from bench.capacity import (
     LocustStats,
     MemoryTrace,
     Step,
+    connection_steps,
     memory_rows,
     parse_failure,
     parse_stats,
-    rates,
     slope_per_minute,
     step_rows,
     users_for,
 )
+from bench.wrk import WrkResult
 
 STATS_HEADER = (
     "Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,"
@@ -44,8 +45,8 @@ def test_parse_stats_without_aggregated_row_fails(tmp_path: Path) -> None:
         parse_stats(path)
 
 
-def test_rates_grow_geometrically_up_to_the_cap() -> None:
-    assert list(rates(first=10, growth=2, top=100)) == [10, 20, 40, 80, 100]
+def test_connections_double_up_to_the_top() -> None:
+    assert list(connection_steps(top=16)) == [1, 2, 4, 8, 16]
 
 
 def test_users_keep_each_under_a_few_requests_a_second() -> None:
@@ -53,22 +54,21 @@ def test_users_keep_each_under_a_few_requests_a_second() -> None:
     assert users_for(400) == 100
 
 
-def test_a_step_passes_only_without_failures_and_under_the_p99_goal() -> None:
-    fast = LocustStats(100, 0, 10.0, GOAL_P99_SECONDS / 2)
-    assert Step(10, fast).passed
-    assert not Step(10, LocustStats(100, 1, 10.0, GOAL_P99_SECONDS / 2)).passed
-    assert not Step(10, LocustStats(100, 0, 10.0, GOAL_P99_SECONDS)).passed
+def test_a_step_passes_only_without_errors_and_under_the_p99_goal() -> None:
+    assert Step(8, WrkResult(1000, 10.0, 0, 0.01, GOAL_P99_SECONDS / 2)).passed
+    assert not Step(8, WrkResult(1000, 10.0, 1, 0.01, GOAL_P99_SECONDS / 2)).passed
+    assert not Step(8, WrkResult(1000, 10.0, 0, 0.01, GOAL_P99_SECONDS)).passed
 
 
 def test_the_capacity_is_the_highest_rate_reached_by_a_passing_step() -> None:
     steps = [
-        Step(25, LocustStats(500, 0, 24.0, 0.05)),
-        Step(33, LocustStats(600, 0, 31.5, 0.08)),
-        Step(43, LocustStats(700, 3, 40.0, 0.40)),
+        Step(8, WrkResult(2400, 10.0, 0, 0.01, 0.05)),
+        Step(16, WrkResult(3150, 10.0, 0, 0.02, 0.08)),
+        Step(32, WrkResult(4000, 10.0, 3, 0.05, 0.40)),
     ]
     table = step_rows(steps)
     assert [row.met for row in table[:3]] == [True, True, False]
-    assert table[-1].value == "32 req/s"
+    assert table[-1].value == "315 req/s"
 
 
 def test_slope_per_minute_of_a_steady_climb() -> None:
