@@ -349,7 +349,10 @@ def gunicorn_argv(service: AppService, port: int) -> list[str]:
         "--graceful-timeout=5",
         # Its default socket path is shared by every gunicorn of the user.
         "--no-control-socket",
-        "--config=python:app.gunicorn_conf",
+        # -c, not --config: opentelemetry-instrument (the overhead benchmark's zero-code
+        # variant) would take --config for an abbreviation of its own options.
+        "-c",
+        "python:app.gunicorn_conf",
         service.app,
     ]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import subprocess
 import sys
+from pathlib import Path
 
 from app import gunicorn_conf
 from obslab.stack import gunicorn_argv
@@ -14,7 +15,8 @@ from obslab.stackconfig import load_stack
 def test_every_service_is_started_with_the_shared_config() -> None:
     stack = load_stack()
     for service in (stack.scoring, stack.features, stack.oncall):
-        assert "--config=python:app.gunicorn_conf" in gunicorn_argv(service, 8100)
+        argv = gunicorn_argv(service, 8100)
+        assert argv[argv.index("-c") + 1] == "python:app.gunicorn_conf"
 
 
 def test_gunicorn_loads_the_config_and_its_hook() -> None:
@@ -47,3 +49,20 @@ def test_the_worker_hook_freezes_what_the_app_loaded() -> None:
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+def test_the_zero_code_agent_passes_the_command_line_through() -> None:
+    """The overhead benchmark's variant c runs the same command under opentelemetry-instrument,
+    whose own option parser must leave gunicorn's options alone."""
+    agent = Path(sys.executable).with_name("opentelemetry-instrument")
+    argv = gunicorn_argv(load_stack().features, 8100)
+    argv.insert(-1, "--print-config")
+    result = subprocess.run(
+        [str(agent), "--traces_exporter", "none", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "<post_worker_init()>" in result.stdout
