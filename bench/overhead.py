@@ -1,8 +1,9 @@
 """Telemetry overhead: ``POST /predict`` end to end, without telemetry and with three kinds of it.
 
 Each variant is a real scoring + features pair under gunicorn, loaded by wrk at the same
-fixed concurrency. The variants run interleaved, in an order rotated every round, so a
-machine that slows down over the run slows all of them alike. Figures are medians over rounds.
+fixed concurrency. The variants run interleaved, in an order rotated every round and on
+processes started afresh every round, so neither a machine that slows down over the run nor
+one lucky process favours a variant. Figures are medians over rounds.
 
 Rerun a variant by hand with the same settings: ``OBSLAB_TELEMETRY=off`` turns obslab's
 telemetry off; ``OTEL_TRACES_SAMPLER``/``OTEL_TRACES_SAMPLER_ARG`` set its sampling.
@@ -30,8 +31,8 @@ TITLE = "telemetry overhead"
 #: Throughput of full telemetry relative to none that issue 7 asks for.
 GOAL_FULL_RATIO = 0.85
 
-ROUNDS = int(os.environ.get("OBSLAB_BENCH_ROUNDS", "3"))
-SECONDS = float(os.environ.get("OBSLAB_BENCH_SECONDS", "10"))
+ROUNDS = int(os.environ.get("OBSLAB_BENCH_ROUNDS", "5"))
+SECONDS = float(os.environ.get("OBSLAB_BENCH_SECONDS", "8"))
 CONNECTIONS = int(os.environ.get("OBSLAB_BENCH_CONNECTIONS", "8"))
 WARMUP_SECONDS = 3.0
 
@@ -152,50 +153,55 @@ def run() -> list[Row]:
 def measure(
     variants: Sequence[Variant], *, rounds: int, seconds: float, connections: int
 ) -> list[Summary]:
-    """Start every variant's pair, warm each up, then load them in rotated rounds."""
-    with tempfile.TemporaryDirectory(prefix="obslab-bench-") as tmp, ExitStack() as stack:
+    """Each round: start every variant's pair afresh, warm each up, load them in rotated order.
+
+    Fresh processes every round, because a process has luck of its own (where the scheduler
+    puts it beside its features partner, its hash seed): measured on the same processes all
+    run long, two starts of one variant differed by more than the telemetry under test.
+    """
+    with tempfile.TemporaryDirectory(prefix="obslab-bench-") as tmp, _otlp_sink() as sink:
         root = Path(tmp)
         script = root / "predict.lua"
         script.write_text(wrk.predict_script(wrk.applicant_bodies(512)))
-        sink = stack.enter_context(_otlp_sink())
-        pairs: dict[str, ServicePair] = {}
-        for slot, variant in enumerate(variants):
-            env = dict(variant.env)
-            if variant.agent:
-                env["OTEL_EXPORTER_OTLP_ENDPOINT"] = sink.url
-            pairs[variant.key] = stack.enter_context(
-                ServicePair(
-                    variant.key,
-                    slot,
-                    root / variant.key,
-                    env=env,
-                    agent=variant.agent,
-                    models_dir=root / "models",
-                )
-            )
         runs: dict[str, list[wrk.WrkResult]] = {variant.key: [] for variant in variants}
-        for variant in variants:
-            wrk.run(
-                pairs[variant.key].scoring_url,
-                script,
-                connections=connections,
-                seconds=WARMUP_SECONDS,
-            )
         for round_index in range(rounds):
-            for variant in rotated(variants, round_index):
-                result = wrk.run(
-                    pairs[variant.key].scoring_url,
-                    script,
-                    connections=connections,
-                    seconds=seconds,
-                )
-                runs[variant.key].append(result)
+            with ExitStack() as stack:
+                pairs = {
+                    variant.key: stack.enter_context(
+                        _pair(variant, slot, root / f"{variant.key}-{round_index}", root, sink)
+                    )
+                    for slot, variant in enumerate(variants)
+                }
+                for variant in variants:
+                    wrk.run(
+                        pairs[variant.key].scoring_url,
+                        script,
+                        connections=connections,
+                        seconds=WARMUP_SECONDS,
+                    )
+                for variant in rotated(variants, round_index):
+                    result = wrk.run(
+                        pairs[variant.key].scoring_url,
+                        script,
+                        connections=connections,
+                        seconds=seconds,
+                    )
+                    runs[variant.key].append(result)
         if any(variant.agent for variant in variants) and sink.exports == 0:
             raise ObslabError(
                 "the zero-code variant exported no spans to the OTLP sink; "
                 f"see the logs under {root}"
             )
         return [summarise(variant, runs[variant.key]) for variant in variants]
+
+
+def _pair(variant: Variant, slot: int, home: Path, root: Path, sink: _Sink) -> ServicePair:
+    env = dict(variant.env)
+    if variant.agent:
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = sink.url
+    return ServicePair(
+        variant.key, slot, home, env=env, agent=variant.agent, models_dir=root / "models"
+    )
 
 
 class _Sink(ThreadingHTTPServer):
