@@ -1,17 +1,13 @@
 """Access: the admin API is off unless enabled, and no token or personal data reaches a log.
 
 The log test runs both services under real gunicorn, each writing its own JSON log file, and
-scans those files after traffic that carries tokens in headers and personal data in bodies.
+scans those files, and what the processes printed, after traffic that carries tokens in
+headers and personal data in bodies.
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,10 +19,10 @@ from flask import Flask
 from app.features import create_app as create_features
 from app.scoring import create_app as create_scoring
 from app.telemetry import hash_customer_id
+from tests.unit.processes import Process, free_port, gunicorn
 
 ADMIN_TOKEN = "adm1n-T0ken-never-logged"
 GUESSED_TOKEN = "gu3ssed-T0ken-never-logged"
-STARTUP_TIMEOUT = 60.0
 CUSTOMER_ID = 9173
 # Distinctive values: none can occur in a log by chance (ids are hex, times have no such digits).
 APPLICANT = {
@@ -65,51 +61,6 @@ def test_the_admin_api_is_off_by_default(app_without_admin: Flask, method: str) 
         assert response.get_json()["error"]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class Gunicorn:
-    """One service under gunicorn, as the stack runs it; stopped with SIGTERM so logs flush."""
-
-    def __init__(self, app: str, env: dict[str, str], cwd: Path) -> None:
-        self.url = f"http://127.0.0.1:{free_port()}"
-        command = [
-            *(sys.executable, "-m", "gunicorn"),
-            *("--worker-class", "gthread", "--workers", "1", "--threads", "4"),
-            *("--bind", self.url.removeprefix("http://"), app),
-        ]
-        self.output = cwd / f"{app.split(':')[0]}.out"
-        with self.output.open("wb") as output:
-            self.popen = subprocess.Popen(
-                command,
-                env=env,
-                cwd=cwd,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while not self._ready():
-            if self.popen.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise AssertionError(f"{app} did not start:\n{self.output.read_text()}")
-            time.sleep(0.1)
-
-    def _ready(self) -> bool:
-        try:
-            return requests.get(f"{self.url}/readyz", timeout=1).ok
-        except requests.RequestException:
-            return False
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            os.killpg(self.popen.pid, signal.SIGTERM)
-        self.popen.wait(timeout=30)
-
-
 @pytest.fixture
 def services(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """Scoring and features under gunicorn with the admin API on; the scoring URL, the logs."""
@@ -124,25 +75,25 @@ def services(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         # 1.2.0 fails on high debt ratios, so an exception with the applicant in scope is logged.
         "OBSLAB_SERVICE_VERSION": "1.2.0",
     }
-    started: list[Gunicorn] = []
+    started: list[Process] = []
+
+    def start(name: str, app: str, extra: dict[str, str]) -> str:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        log_file = {"OBSLAB_LOG_FILE": str(logs / f"{name}.jsonl")}
+        process = Process(name, gunicorn(app, port), env | log_file | extra, logs, f"{url}/readyz")
+        started.append(process)
+        return url
+
+    logs.mkdir()
     try:
-        features = Gunicorn(
-            "app.features:create_app()",
-            env | {"OBSLAB_LOG_FILE": str(logs / "features.jsonl")},
-            tmp_path,
-        )
-        started.append(features)
-        scoring = Gunicorn(
-            "app.scoring:create_app()",
-            env
-            | {"OBSLAB_LOG_FILE": str(logs / "scoring.jsonl"), "OBSLAB_FEATURES_URL": features.url},
-            tmp_path,
-        )
-        started.append(scoring)
-        yield scoring.url, logs
+        features = start("features", "app.features:create_app()", {})
+        scoring = start("scoring", "app.scoring:create_app()", {"OBSLAB_FEATURES_URL": features})
+        yield scoring, logs
     finally:
-        for service in reversed(started):
-            service.stop()
+        # SIGTERM, so each service flushes what it holds before the logs are read.
+        for process in reversed(started):
+            process.stop()
 
 
 def walk(value: object) -> Iterator[object]:
@@ -180,6 +131,8 @@ def test_tokens_and_personal_data_never_reach_the_logs(services: tuple[str, Path
         )
     text = "".join(path.read_text() for path in sorted(logs.glob("*.jsonl")))
     lines = [orjson.loads(line) for line in text.splitlines()]
+    # What the processes printed beside their JSON lines (gunicorn, Flask's own traceback).
+    output = "".join(path.read_text() for path in sorted(logs.glob("*.log")))
 
     # The scan is only as good as what it reads: both services' request lines, the
     # exception, and the pseudonym that stands for the customer.
@@ -188,5 +141,6 @@ def test_tokens_and_personal_data_never_reach_the_logs(services: tuple[str, Path
     assert hash_customer_id(CUSTOMER_ID) in text
     for secret in (ADMIN_TOKEN, GUESSED_TOKEN, *PERSONAL_TEXT, "0.5432", f"/{CUSTOMER_ID}/"):
         assert secret not in text
+        assert secret not in output
     values = {str(value) for line in lines for value in walk(line)}
     assert str(CUSTOMER_ID) not in values

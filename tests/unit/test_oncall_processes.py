@@ -4,83 +4,26 @@ from __future__ import annotations
 
 import itertools
 import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 import requests
 
 from obslab.oncall.client import fetch_pages
+from tests.unit.processes import (
+    ALERTMANAGER,
+    STARTUP_TIMEOUT,
+    Process,
+    free_port,
+    gunicorn,
+    wait_for,
+)
 
 TOKEN = "s3cret-oncall-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-STARTUP_TIMEOUT = 30.0
-T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float = STARTUP_TIMEOUT) -> T:
-    """Poll until ``probe`` returns something truthy; the timeout only bounds a broken run."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := probe():
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"gave up waiting for {what}")
-
-
-def answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=1).ok
-    except requests.RequestException:
-        return False
-
-
-class Process:
-    """A server in its own process group, so SIGKILL takes the gunicorn worker down too."""
-
-    def __init__(
-        self, name: str, command: list[str], env: dict[str, str], cwd: Path, ready_url: str
-    ) -> None:
-        self.log = cwd / f"{name}.log"
-        with self.log.open("wb") as output:
-            self.popen = subprocess.Popen(
-                command,
-                env=env,
-                cwd=cwd,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        try:
-            wait_for(f"{name} at {ready_url}", lambda: self._ready(ready_url))
-        except BaseException:
-            self.kill()
-            raise
-
-    def _ready(self, url: str) -> bool:
-        if self.popen.poll() is not None:
-            raise AssertionError(f"{self.popen.args} exited:\n{self.log.read_text()}")
-        return answers(url)
-
-    def kill(self) -> None:
-        if self.popen.poll() is None:
-            os.killpg(self.popen.pid, signal.SIGKILL)
-        self.popen.wait()
 
 
 @pytest.fixture
@@ -99,11 +42,7 @@ def start_receiver(
         port = free_port()
         env = {key: value for key, value in os.environ.items() if not key.startswith("OBSLAB_")}
         env |= {"OBSLAB_ONCALL_TOKEN": TOKEN, "OBSLAB_ONCALL_DB": str(db_path)}
-        command = [
-            *(sys.executable, "-m", "gunicorn"),
-            *("--worker-class", "gthread", "--workers", "1", "--threads", "4"),
-            *("--bind", f"127.0.0.1:{port}", "obslab.oncall:create_app()"),
-        ]
+        command = gunicorn("obslab.oncall:create_app()", port)
         base_url = f"http://127.0.0.1:{port}"
         process = Process(f"receiver-{port}", command, env, tmp_path, f"{base_url}/readyz")
         processes.append(process)
@@ -206,8 +145,6 @@ def test_fetch_pages_reads_a_running_receiver(
     with pytest.raises(requests.HTTPError, match="status must be one of firing, resolved"):
         fetch_pages(base_url, status="pending")
 
-
-ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
 
 ALERTMANAGER_CONFIG = """
 route:

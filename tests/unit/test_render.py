@@ -22,7 +22,7 @@ from obslab.stackconfig import (
     port_offset_from_env,
 )
 from obslab.topology import Instance, Release, Topology
-from tests.unit.test_oncall_processes import ALERTMANAGER, Process, free_port, wait_for
+from tests.unit.processes import ALERTMANAGER, Process, free_port, wait_for
 
 NGINX = shutil.which("nginx", path="/usr/sbin:/usr/bin") or "nginx"
 

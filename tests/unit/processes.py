@@ -1,0 +1,94 @@
+"""Real servers started by unit tests: a free port, a process group, a readiness poll."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import requests
+
+STARTUP_TIMEOUT = 30.0
+ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float = STARTUP_TIMEOUT) -> T:
+    """Poll until ``probe`` returns something truthy; the timeout only bounds a broken run."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := probe():
+            return result
+        time.sleep(0.05)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+def answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=1).ok
+    except requests.RequestException:
+        return False
+
+
+def gunicorn(app: str, port: int) -> list[str]:
+    """The command that serves ``app`` on ``port`` as the stack does: one gthread worker."""
+    return [
+        *(sys.executable, "-m", "gunicorn"),
+        *("--worker-class", "gthread", "--workers", "1", "--threads", "4"),
+        *("--bind", f"127.0.0.1:{port}", app),
+    ]
+
+
+class Process:
+    """A server in its own process group, so a signal reaches the gunicorn worker too; its
+    output goes to ``<cwd>/<name>.log``."""
+
+    def __init__(
+        self, name: str, command: list[str], env: dict[str, str], cwd: Path, ready_url: str
+    ) -> None:
+        self.log = cwd / f"{name}.log"
+        with self.log.open("wb") as output:
+            self.popen = subprocess.Popen(
+                command,
+                env=env,
+                cwd=cwd,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            wait_for(f"{name} at {ready_url}", lambda: self._ready(ready_url))
+        except BaseException:
+            self.kill()
+            raise
+
+    def _ready(self, url: str) -> bool:
+        if self.popen.poll() is not None:
+            raise AssertionError(f"{self.popen.args} exited:\n{self.log.read_text()}")
+        return answers(url)
+
+    def kill(self) -> None:
+        """SIGKILL: a crash."""
+        self._signal(signal.SIGKILL)
+
+    def stop(self) -> None:
+        """SIGTERM: a clean stop, so the process flushes what it holds."""
+        self._signal(signal.SIGTERM)
+
+    def _signal(self, signum: int) -> None:
+        if self.popen.poll() is None:
+            os.killpg(self.popen.pid, signum)
+        self.popen.wait(timeout=30)
