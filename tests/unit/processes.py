@@ -7,7 +7,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -41,15 +40,6 @@ def answers(url: str) -> bool:
         return requests.get(url, timeout=1).ok
     except requests.RequestException:
         return False
-
-
-def gunicorn(app: str, port: int) -> list[str]:
-    """The command that serves ``app`` on ``port`` as the stack does: one gthread worker."""
-    return [
-        *(sys.executable, "-m", "gunicorn"),
-        *("--worker-class", "gthread", "--workers", "1", "--threads", "4"),
-        *("--bind", f"127.0.0.1:{port}", app),
-    ]
 
 
 class Process:

@@ -20,23 +20,8 @@ def test_every_service_is_started_with_the_shared_config() -> None:
 
 
 def test_gunicorn_loads_the_config_and_its_hook() -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--config=python:app.gunicorn_conf",
-            "--print-config",
-            "app.features:create_app()",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
     settings = dict(
-        (part.strip() for part in line.split("=", 1)) for line in result.stdout.splitlines()
+        (part.strip() for part in line.split("=", 1)) for line in _print_config().splitlines()
     )
     # gunicorn's own default prints as <PostWorkerInit.post_worker_init()>.
     assert settings["post_worker_init"] == "<post_worker_init()>"
@@ -55,14 +40,15 @@ def test_the_zero_code_agent_passes_the_command_line_through() -> None:
     """The overhead benchmark's variant c runs the same command under opentelemetry-instrument,
     whose own option parser must leave gunicorn's options alone."""
     agent = Path(sys.executable).with_name("opentelemetry-instrument")
+    assert "<post_worker_init()>" in _print_config(str(agent), "--traces_exporter", "none")
+
+
+def _print_config(*prefix: str) -> str:
+    """The settings gunicorn prints for the stack's features command, run after ``prefix``."""
     argv = gunicorn_argv(load_stack().features, 8100)
     argv.insert(-1, "--print-config")
     result = subprocess.run(
-        [str(agent), "--traces_exporter", "none", *argv],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+        [*prefix, *argv], capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode == 0, result.stderr
-    assert "<post_worker_init()>" in result.stdout
+    return result.stdout

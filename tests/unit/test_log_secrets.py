@@ -19,7 +19,9 @@ from flask import Flask
 from app.features import create_app as create_features
 from app.scoring import create_app as create_scoring
 from app.telemetry import hash_customer_id
-from tests.unit.processes import Process, free_port, gunicorn
+from obslab.stack import gunicorn_argv
+from obslab.stackconfig import AppService, load_stack
+from tests.unit.processes import Process, free_port
 
 ADMIN_TOKEN = "adm1n-T0ken-never-logged"
 GUESSED_TOKEN = "gu3ssed-T0ken-never-logged"
@@ -77,18 +79,20 @@ def services(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     }
     started: list[Process] = []
 
-    def start(name: str, app: str, extra: dict[str, str]) -> str:
+    def start(service: AppService, extra: dict[str, str]) -> str:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        log_file = {"OBSLAB_LOG_FILE": str(logs / f"{name}.jsonl")}
-        process = Process(name, gunicorn(app, port), env | log_file | extra, logs, f"{url}/readyz")
+        log_file = {"OBSLAB_LOG_FILE": str(logs / f"{service.name}.jsonl")}
+        command = gunicorn_argv(service, port)
+        process = Process(service.name, command, env | log_file | extra, logs, f"{url}/readyz")
         started.append(process)
         return url
 
     logs.mkdir()
     try:
-        features = start("features", "app.features:create_app()", {})
-        scoring = start("scoring", "app.scoring:create_app()", {"OBSLAB_FEATURES_URL": features})
+        stack = load_stack()
+        features = start(stack.features, {})
+        scoring = start(stack.scoring, {"OBSLAB_FEATURES_URL": features})
         yield scoring, logs
     finally:
         # SIGTERM, so each service flushes what it holds before the logs are read.

@@ -13,12 +13,13 @@ import pytest
 import requests
 
 from obslab.oncall.client import fetch_pages
+from obslab.stack import gunicorn_argv
+from obslab.stackconfig import load_stack
 from tests.unit.processes import (
     ALERTMANAGER,
     STARTUP_TIMEOUT,
     Process,
     free_port,
-    gunicorn,
     wait_for,
 )
 
@@ -42,7 +43,7 @@ def start_receiver(
         port = free_port()
         env = {key: value for key, value in os.environ.items() if not key.startswith("OBSLAB_")}
         env |= {"OBSLAB_ONCALL_TOKEN": TOKEN, "OBSLAB_ONCALL_DB": str(db_path)}
-        command = gunicorn("obslab.oncall:create_app()", port)
+        command = gunicorn_argv(load_stack().oncall, port)
         base_url = f"http://127.0.0.1:{port}"
         process = Process(f"receiver-{port}", command, env, tmp_path, f"{base_url}/readyz")
         processes.append(process)
