@@ -23,7 +23,7 @@ from app.scoring.changes import CHANGES
 from app.scoring.features_client import DependencyError, FeaturesClient
 from app.scoring.predictions import FeedbackConflict, PredictionStore
 from app.settings import load_config, log_file, state_dir
-from app.telemetry import DependencyMetrics, ModelMetrics, configure_logging
+from app.telemetry import DependencyMetrics, ModelMetrics, configure_logging, step
 
 
 def create_app(
@@ -63,7 +63,7 @@ def create_app(
     def predict():
         if fault_state.armed:
             faults.before_predict(fault_state)
-        with tracer.start_as_current_span("validate"):
+        with step(tracer, "validate"):
             body = validation.parse_json_object(request.get_data(), request.content_type)
             applicant = validation.applicant(body)
         with dependency.track() as call:
@@ -73,7 +73,7 @@ def create_app(
                 call.outcome = error.outcome
                 raise RequestError(503, "features service unavailable") from None
         features = applicant.features | history
-        with tracer.start_as_current_span("inference") as span:
+        with step(tracer, "inference") as span:
             extra = change(features) if change else {}
             probability = model.predict_proba(features)
             decision = model.decide(probability)

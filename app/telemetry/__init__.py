@@ -8,6 +8,7 @@ from app.telemetry.extension import EXTENSION_KEY, Telemetry, init_app
 from app.telemetry.logging import configure_logging, hash_customer_id
 from app.telemetry.model_metrics import DependencyMetrics, ModelMetrics
 from app.telemetry.otlp_json import read_spans
+from app.telemetry.spans import step
 from app.telemetry.tracing import build_tracer_provider, default_traces_dir
 
 __all__ = [
@@ -21,4 +22,5 @@ __all__ = [
     "hash_customer_id",
     "init_app",
     "read_spans",
+    "step",
 ]

@@ -76,8 +76,8 @@ class RequestTelemetry:
         environ = request.environ
         environ[_STARTED] = perf_counter()
         request_id = environ[_REQUEST_ID] = request_id_from(request.headers.get(REQUEST_ID_HEADER))
-        # gthread workers reuse threads: drop whatever the previous request bound.
-        structlog.contextvars.clear_contextvars()
+        # Nothing to clear first: gthread workers reuse threads, but _teardown clears what a
+        # request bound, and Flask runs it after every request that got this far.
         structlog.contextvars.bind_contextvars(request_id=request_id, **self._instance)
 
         rule = request.url_rule

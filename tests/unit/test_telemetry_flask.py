@@ -249,6 +249,26 @@ def test_request_lines_carry_trace_and_request_context(
     assert app_line["customer_id"] == hash_customer_id(7)
 
 
+def test_what_a_request_binds_ends_with_it(app: Flask) -> None:
+    @app.post("/decide")
+    def decide() -> dict[str, bool]:
+        structlog.contextvars.bind_contextvars(prediction_id="p-1", decision="approve")
+        return {"ok": True}
+
+    stream = io.BytesIO()
+    configure_logging("scoring", "2.0.0", stream=stream)
+    client = app.test_client()
+    client.post("/decide", headers={"X-Request-ID": "first"})
+    client.post("/predict", headers={"X-Request-ID": "second"})
+
+    first, second = (orjson.loads(line) for line in stream.getvalue().splitlines())
+    assert (first["prediction_id"], first["request_id"]) == ("p-1", "first")
+    assert "prediction_id" not in second
+    assert "decision" not in second
+    assert second["request_id"] == "second"
+    assert structlog.contextvars.get_contextvars() == {}
+
+
 def test_a_failed_request_logs_its_exception(app: Flask) -> None:
     app.config["PROPAGATE_EXCEPTIONS"] = False
     with structlog.testing.capture_logs() as logs:
