@@ -3,41 +3,72 @@ the physical bound on that time.
 
 For each fault of the catalogue (``OBSLAB_BENCH_FAULTS``, comma-separated, picks a few), on a
 native stack of the ``test`` profile (and of ``demo`` when ``OBSLAB_BENCH_DEMO=1``; a demo
-fault takes minutes): wait until the fault's alerts are quiet, inject it, wait for a firing
-page of each of its alerts at the oncall receiver, clear it, wait for its alerts to resolve.
-The fault is in effect once ``faults.inject`` returns (for a deploy, once the rollout is done);
-the time to detect ends when the receiver stored the page (its ``received_at``).
+fault takes minutes, and error-burst an hour, the window of its fast SLO burn): wait until
+the fault's alerts are quiet and the previous fault (or the stack's start) has left every
+window they read, inject it, wait for a firing page of each of its alerts at the oncall
+receiver, clear it, wait for its alerts to resolve. Faults delivered by a deploy come last,
+as in the live matrix: a deploy stays its job's suspect for the attribution window, and its
+rollback restarts scoring. The fault is in effect once ``faults.inject`` returns (for a
+deploy, once the rollout is done); the time to detect ends when the receiver stored the page
+(its ``received_at``).
 
-The physical bound of an alert is the least time any Prometheus + Alertmanager could take:
+The physical bound of an alert, for a fault, is the least time any Prometheus + Alertmanager
+could take:
 
     bound = scrape interval          the first scrape that can see the fault
           + evaluation interval      the first rule evaluation after that scrape
           + for:                     the alert holds its condition this long
           + group_wait               Alertmanager holds a new group this long
-          + (samples - 1) x scrape   a range function (rate, increase, deriv, ...) draws a slope
-                                     from two samples, so the fault must be in two of them;
-                                     an instant condition (``up == 0``) needs one
+          + fill                     how long the fault must be in the window the condition
+                                     reads before the condition can hold
 
-``samples`` comes from the alert's expression and the recording rules it reads, transitively,
-in ``alerts.rules.build_rules``; intervals from ``config/stack.yaml``. An alert with several
-rules (one per severity or SLO window) takes its lowest bound: the first of them to fire.
-The goal is a measured/bound ratio of at most 1.25.
+    fill  = max((samples - 1) x scrape, delay + threshold / effect x window)
+
+``(samples - 1) x scrape``: a range function (rate, increase, deriv, ...) draws a slope from
+two samples, so the fault must be in two of them; an instant condition (``up == 0``) needs
+one. ``samples`` comes from the alert's expression and the recording rules it reads,
+transitively, in ``alerts.rules.build_rules``; intervals from ``config/stack.yaml``. An alert
+with several rules (one per severity or SLO window) takes its lowest bound: the first of them
+to fire.
+
+``threshold / effect x window``: a share over a window (an error ratio, the requests beyond
+a p95) passes its threshold once the window holds ``threshold / effect`` of faulted traffic,
+where ``effect`` is the share the fault drives it to, at an unchanged request rate. A fault
+that fails every request needs 5% of a 15 s window to pass a 5% error ratio; one that fails
+half of them needs 10%. A fault that holds requests (a dependency that times out) also slows
+the traffic, and the window fills at that pace (``fill_seconds``). ``delay`` is how long the
+first affected observation takes to be recorded: a request is counted when it ends, an
+outcome when the load reports it. All come from the rule's thresholds
+(``alerts/thresholds.yaml``), the fault's definition and the load's, never from a
+measurement (``onsets``); a pair with no derivation keeps the two-sample fill, as if the fault
+showed in full at once. The goal is a measured/bound ratio of at most 1.25.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
+
+import numpy as np
 
 from alerts.rules import build_rules
-from alerts.thresholds import duration_seconds, load_profile
-from bench.lab import Lab, native_lab
+from alerts.thresholds import Profile, duration_seconds, load_profile
+from app import releases
+from app.model.data import default_probability, sample_applicant_features, sample_population
+from app.model.train import train
+from app.model.versions import MODELS
+from app.scoring.changes import CHANGES
+from app.scoring.features_client import READ_TIMEOUT
+from bench.lab import LOAD_RATE, Lab, native_lab
 from bench.report import Row
+from loadgen.profile import DEFAULT_FEEDBACK_DELAY, DEFAULT_FEEDBACK_SHARE
 from obslab import faults
 from obslab.oncall.client import fetch_pages
 from obslab.stackconfig import load_stack
@@ -53,9 +84,15 @@ POLL_SECONDS = 0.5
 #: The general alerts any fault can leave behind; a fault starts only once they are quiet.
 SETTLE_ALERTS = frozenset({"HighErrorRate", "HighLatency"})
 
+#: A p95 passes a latency once more than this share of the window's requests exceed it.
+P95_TAIL = 0.05
+#: Applicants drawn to estimate what a fault does to the load's population.
+POPULATION = 20_000
+
 _RANGE_FUNCTION = re.compile(
     r"\b(rate|irate|increase|deriv|predict_linear|delta|idelta|changes|resets)\s*\("
 )
+_RANGE = re.compile(r"\[([0-9a-z]+)\]")
 _NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 
 
@@ -81,32 +118,57 @@ class Timing:
 
 @dataclass(frozen=True)
 class Bound:
-    """One alert's physical bound and its terms."""
+    """One alert's physical bound and its terms; ``window`` is the longest range its
+    condition reads, how long a fault's traces stay in sight."""
 
     alert: str
     for_seconds: float
     samples: int
+    window: float
+    fill: float
     seconds: float
+
+    def with_onset(self, onset: float) -> Bound:
+        """This bound for a fault that must be in the window ``onset`` seconds first."""
+        fill = max(self.fill, onset)
+        return replace(self, fill=fill, seconds=self.seconds - self.fill + fill)
+
+
+def _read_by(expr: str, records: Mapping[str, str]) -> list[str]:
+    """``expr`` and the expressions of the recording rules it reads, transitively."""
+    seen: set[str] = set()
+    texts, todo = [], [expr]
+    while todo:
+        text = todo.pop()
+        texts.append(text)
+        for name in _NAME.findall(text):
+            if name in records and name not in seen:
+                seen.add(name)
+                todo.append(records[name])
+    return texts
 
 
 def samples_needed(expr: str, records: Mapping[str, str]) -> int:
     """2 when ``expr``, or a recording rule it reads (transitively), applies a range function
     to a series; else 1."""
-    seen: set[str] = set()
-    todo = [expr]
-    while todo:
-        text = todo.pop()
-        if _RANGE_FUNCTION.search(text):
-            return 2
-        for name in _NAME.findall(text):
-            if name in records and name not in seen:
-                seen.add(name)
-                todo.append(records[name])
-    return 1
+    return 2 if any(_RANGE_FUNCTION.search(text) for text in _read_by(expr, records)) else 1
+
+
+def window_seconds(expr: str, records: Mapping[str, str]) -> float:
+    """The longest range a range function reads in ``expr`` or the recording rules it reads:
+    traffic older than this no longer counts. A ``last_over_time`` memory is no window."""
+    longest = 0.0
+    for text in _read_by(expr, records):
+        for call in _RANGE_FUNCTION.finditer(text):
+            match = _RANGE.search(text, call.end())
+            if match is not None:
+                longest = max(longest, duration_seconds(match.group(1)))
+    return longest
 
 
 def alert_bounds(rules: Mapping, timing: Timing) -> dict[str, Bound]:
-    """Every alert of a ``build_rules`` document, with its lowest bound."""
+    """Every alert of a ``build_rules`` document, with its lowest bound for a fault that shows
+    in full at once."""
     rule_list = [rule for group in rules["groups"] for rule in group["rules"]]
     records = {rule["record"]: rule["expr"] for rule in rule_list if "record" in rule}
     bounds: dict[str, Bound] = {}
@@ -115,17 +177,190 @@ def alert_bounds(rules: Mapping, timing: Timing) -> dict[str, Bound]:
             continue
         for_seconds = duration_seconds(rule.get("for", "0s"))
         samples = samples_needed(rule["expr"], records)
-        seconds = (
-            timing.scrape
-            + timing.evaluation
-            + for_seconds
-            + timing.group_wait
-            + (samples - 1) * timing.scrape
-        )
+        fill = (samples - 1) * timing.scrape
+        seconds = timing.scrape + timing.evaluation + for_seconds + timing.group_wait + fill
         known = bounds.get(rule["alert"])
         if known is None or seconds < known.seconds:
-            bounds[rule["alert"]] = Bound(rule["alert"], for_seconds, samples, seconds)
+            window = window_seconds(rule["expr"], records)
+            bounds[rule["alert"]] = Bound(
+                rule["alert"], for_seconds, samples, window, fill, seconds
+            )
     return bounds
+
+
+# --- the onset: how long a fault must fill a window, from its definition -------------------
+
+
+def fill_seconds(threshold: float, effect: float, window: float, pace: float = 1.0) -> float:
+    """Seconds of faulted traffic a ``window``-second window must hold before a share the
+    fault drives to ``effect`` passes ``threshold``; ``pace`` is the faulted traffic's rate
+    over the rate before (a fault that holds requests longer also slows the traffic).
+
+    With d seconds faulted the window's share is effect x pace x d / (pace x d + window - d),
+    above the threshold once d > threshold x window / (pace x (effect - threshold) + threshold):
+    threshold / effect x window at an unchanged pace.
+    """
+    if not 0 < threshold < effect:
+        raise ValueError(f"an effect of {effect:g} never passes a threshold of {threshold:g}")
+    if not 0 < pace <= 1:
+        raise ValueError(f"a pace of {pace:g} is not a share of the traffic")
+    return threshold * window / (pace * (effect - threshold) + threshold)
+
+
+def job_error_share(failing: float) -> float:
+    """Scoring's 5xx share when ``failing`` of its predictions fail: the load also reports
+    the outcome of a share of the accepted ones, on /feedback requests that succeed."""
+    return failing / (1 + DEFAULT_FEEDBACK_SHARE * (1 - failing))
+
+
+@functools.cache
+def release_failure_share(version: str) -> float:
+    """The share of the load's applicants whose prediction fails on release ``version``: its
+    change (``app.scoring.changes``) run on applicants of the population the load draws."""
+    if releases.get(version).behaviour != "errors":
+        return 0.0
+    change = CHANGES[version]
+    applicants = sample_applicant_features(np.random.default_rng(0), POPULATION)
+    failed = 0
+    for i in range(POPULATION):
+        try:
+            change({name: float(values[i]) for name, values in applicants.items()})
+        except Exception:  # scoring answers any exception of a change with a 500
+            failed += 1
+    return failed / POPULATION
+
+
+@functools.cache
+def concept_drift_accuracy_drop(model_version: str) -> float:
+    """How far concept drift takes the accuracy of ``model_version`` below its training
+    baseline: its decisions on the training population, judged by the drifted law."""
+    model, baseline = train(MODELS[model_version])
+    population = sample_population(np.random.default_rng(0), POPULATION)
+    declined = model.predict_many(population) >= model.threshold
+    defaults = default_probability(population, concept_drift=True)
+    accuracy = float(np.mean(np.where(declined, defaults, 1 - defaults)))
+    return baseline.accuracy - accuracy
+
+
+@dataclass(frozen=True)
+class Scene:
+    """What an onset is derived from: a fault's resolved parameters and a profile's rules."""
+
+    params: Mapping[str, Any]
+    thresholds: Profile
+
+    def fill(
+        self,
+        threshold_key: str,
+        effect: float,
+        window_key: str = "rate_window",
+        pace: float = 1.0,
+    ) -> float:
+        threshold = self.thresholds.number(threshold_key)
+        return fill_seconds(threshold, effect, self.thresholds.seconds(window_key), pace)
+
+
+def _dependency_down(scene: Scene) -> dict[str, float]:
+    failing = scene.params["rate"]
+    return {
+        "DependencyFailing": scene.fill("dependency.max_failure_ratio", failing),
+        # features answers the failing lookups itself, and its job sends no /feedback.
+        "HighErrorRate": scene.fill("error_rate.max_ratio", failing),
+    }
+
+
+def _slow_dependency(scene: Scene) -> dict[str, float]:
+    # A lookup slower than scoring's read timeout fails when the timeout ends it, and a
+    # request counts (in errors and latency) only when it ends. Meanwhile it holds one of
+    # scoring's request threads, so the load passes at most threads / (rate x late) a second;
+    # features answers late but not in error, so only scoring's ratio rises.
+    failing = scene.params["rate"]
+    late = min(scene.params["delay_ms"] / 1000, READ_TIMEOUT)
+    scoring = load_stack().scoring
+    capacity = scoring.instances * scoring.threads / (failing * late)
+    predictions = min(1.0, capacity / LOAD_RATE)
+    requests = min(1.0, capacity / (LOAD_RATE * (1 + DEFAULT_FEEDBACK_SHARE)))
+    failures = scene.thresholds.fraction("dependency.max_failure_ratio")
+    window = scene.thresholds.seconds("rate_window")
+    return {
+        "HighLatency": late + fill_seconds(P95_TAIL, failing, window, predictions),
+        "DependencyFailing": late + fill_seconds(failures, failing, window, predictions),
+        "HighErrorRate": late
+        + scene.fill("error_rate.max_ratio", job_error_share(failing), pace=requests),
+    }
+
+
+def _error_burst(scene: Scene) -> dict[str, float]:
+    errors = job_error_share(scene.params["rate"])
+    burn = scene.thresholds.number("slo.fast.burn_rate")
+    budget = 1 - scene.thresholds.fraction("slo.availability")
+    long_window = scene.thresholds.seconds("slo.fast.long_window")
+    return {
+        "HighErrorRate": scene.fill("error_rate.max_ratio", errors),
+        "ErrorBudgetBurn": fill_seconds(burn * budget, errors, long_window),
+    }
+
+
+def _bad_deploy(scene: Scene) -> dict[str, float]:
+    # DeployErrorRegression reads the new version's own series, failing from its first
+    # request; only the job's ratio must be filled.
+    errors = job_error_share(release_failure_share(scene.params["version"]))
+    return {"HighErrorRate": scene.fill("error_rate.max_ratio", errors)}
+
+
+def _model_regression(scene: Scene) -> dict[str, float]:
+    # The new version's prediction rate over the window grows as its own series fills the
+    # window, and its scores are compared only above the minimum rate.
+    shift = scene.fill("deploy.min_prediction_rate", LOAD_RATE, "deploy.prediction_window")
+    return {"DeployPredictionShift": shift}
+
+
+def _missing_features(scene: Scene) -> dict[str, float]:
+    return {"FeatureMissing": scene.fill("missing.max_ratio", scene.params["rate"])}
+
+
+def _cpu_hog(scene: Scene) -> dict[str, float]:
+    # The hog's slowdown has no designed size: at the least, every request is slowed past the
+    # threshold, and one slower than the threshold ends no sooner than the threshold.
+    latency = scene.thresholds.number("latency.max_p95_seconds")
+    window = scene.thresholds.seconds("rate_window")
+    return {"HighLatency": latency + fill_seconds(P95_TAIL, 1.0, window)}
+
+
+def _concept_drift(scene: Scene) -> dict[str, float]:
+    drop = concept_drift_accuracy_drop(load_stack().scoring.release.model_version)
+    delay = DEFAULT_FEEDBACK_DELAY[scene.thresholds.name]
+    return {"ModelAccuracyDrop": delay + scene.fill("accuracy.max_drop", drop, "accuracy.window")}
+
+
+#: Per fault, its alerts' onsets. Drift (PSI) has no linear fill and memory growth no share:
+#: their faults keep the two-sample fill.
+ONSETS: dict[str, Callable[[Scene], dict[str, float]]] = {
+    "slow-dependency": _slow_dependency,
+    "error-burst": _error_burst,
+    "dependency-down": _dependency_down,
+    "bad-deploy": _bad_deploy,
+    "model-regression": _model_regression,
+    "missing-features": _missing_features,
+    "cpu-hog": _cpu_hog,
+    "concept-drift": _concept_drift,
+}
+
+
+def onsets(name: str, params: Mapping[str, str], profile: str) -> dict[str, float]:
+    """Seconds fault ``name`` with ``params`` must be in each alert's window, by alert."""
+    derive = ONSETS.get(name)
+    if derive is None:
+        return {}
+    return derive(Scene(faults.get(name).resolve(params), load_profile(profile)))
+
+
+def fault_bounds(name: str, bounds: Mapping[str, Bound], profile: str) -> dict[str, Bound]:
+    """The bound of each alert of fault ``name``."""
+    onset = onsets(name, PARAMS.get(name, {}), profile)
+    return {
+        alert: bounds[alert].with_onset(onset.get(alert, 0.0)) for alert in faults.get(name).alerts
+    }
 
 
 @dataclass(frozen=True)
@@ -145,7 +380,7 @@ class Detected:
 def rows(results: list[Detected]) -> list[Row]:
     table = []
     for result in results:
-        bound = f"bound {result.bound.seconds:g} s"
+        bound = f"bound {result.bound.seconds:.3g} s"
         if result.seconds is None or result.ratio is None:
             value, met = f"no page ({bound})", False
         else:
@@ -166,6 +401,13 @@ def rows(results: list[Detected]) -> list[Row]:
 # --- the measurement -----------------------------------------------------------------------
 
 
+def lingers(labels: Mapping[str, str]) -> bool:
+    """Whether an alert is the slow SLO burn, whose window (hours, or minutes in the test
+    profile) outlives any short fault by design: it is neither waited for nor measured, as
+    it may still hold an earlier fault and page sooner than this one alone could make it."""
+    return labels.get("window") == "slow"
+
+
 def first_page(oncall: str, alert: str, since: float, timeout: float) -> float | None:
     """Unix time the receiver stored the first firing page of ``alert`` received at or after
     ``since``; None when none came within ``timeout``."""
@@ -174,6 +416,7 @@ def first_page(oncall: str, alert: str, since: float, timeout: float) -> float |
         received = [
             datetime.fromisoformat(page["received_at"]).timestamp()
             for page in fetch_pages(oncall, alertname=alert, status="firing")
+            if not lingers(page["labels"])
         ]
         after = [moment for moment in received if moment >= since]
         if after:
@@ -184,23 +427,30 @@ def first_page(oncall: str, alert: str, since: float, timeout: float) -> float |
 
 
 def wait_quiet(lab: Lab, names: set[str], timeout: float) -> None:
-    """Wait until none of ``names`` fires, at most ``timeout``; the slow SLO burn outlives any
-    short fault by design, so it is not waited for. An alert still firing when its fault
-    starts cannot page again, so it shows in the table as a missed page."""
+    """Wait until none of ``names`` fires (but a lingering one), at most ``timeout``. An alert
+    still firing when its fault starts cannot page again, so it shows in the table as a
+    missed page."""
     deadline = time.monotonic() + timeout
     while True:
-        firing = {
-            a["labels"]["alertname"] for a in lab.firing() if a["labels"].get("window") != "slow"
-        }
+        firing = {a["labels"]["alertname"] for a in lab.firing() if not lingers(a["labels"])}
         if not firing & names or time.monotonic() > deadline:
             return
         time.sleep(1)
 
 
-def measure_fault(lab: Lab, name: str, bounds: Mapping[str, Bound], profile: str) -> list[Detected]:
+def measure_fault(
+    lab: Lab, name: str, bounds: Mapping[str, Bound], profile: str, since: float
+) -> tuple[list[Detected], float]:
+    """Measure fault ``name`` once the previous one (ended at unix time ``since``) has left
+    its alerts' windows; return the results and the time this fault ended.
+
+    A window still holding a previous fault's errors or outcomes would let the alert fire
+    sooner than the fault alone could, or later (an accuracy raised by a drift).
+    """
     fault = faults.get(name)
-    settle = max(MIN_TIMEOUT, PATIENCE * max(bounds[a].seconds for a in fault.alerts))
+    settle = max(MIN_TIMEOUT, PATIENCE * max(bound.seconds for bound in bounds.values()))
     wait_quiet(lab, set(fault.alerts) | set(fault.may_alert) | SETTLE_ALERTS, settle)
+    time.sleep(max(0.0, since + max(b.window for b in bounds.values()) - time.time()))
     timeout = {alert: max(MIN_TIMEOUT, PATIENCE * bounds[alert].seconds) for alert in fault.alerts}
     faults.inject(name, PARAMS.get(name), duration=max(timeout.values()) + 60)
     injected = time.time()
@@ -215,23 +465,16 @@ def measure_fault(lab: Lab, name: str, bounds: Mapping[str, Bound], profile: str
             results.append(Detected(name, profile, bounds[alert], seconds))
     finally:
         faults.clear(name)
+        ended = time.time()
     wait_quiet(lab, set(fault.alerts), settle)
-    return results
+    return results, ended
 
 
 def selected_faults() -> list[str]:
+    """The faults to measure, deploys last."""
     chosen = os.environ.get("OBSLAB_BENCH_FAULTS", "")
     names = [name.strip() for name in chosen.split(",") if name.strip()] or list(faults.CATALOGUE)
-    for name in names:
-        faults.get(name)
-    return names
-
-
-def warm_up_seconds(profile: str) -> float:
-    """Long enough for every window the alerts judge traffic over to hold traffic: before
-    that, a drift or accuracy rule has too few observations to fire at all."""
-    config = load_profile(profile)
-    return max(config.seconds(key) for key in ("rate_window", "drift.window", "accuracy.window"))
+    return sorted(names, key=lambda name: faults.get(name).source == "deploy")
 
 
 def profiles() -> list[str]:
@@ -244,8 +487,12 @@ def run() -> list[Row]:
     for profile in profiles():
         bounds = alert_bounds(build_rules(profile), Timing.of_profile(profile))
         with native_lab(profile) as lab:
-            time.sleep(warm_up_seconds(profile))
+            # The load starts with the stack: the first fault waits for its windows to fill.
+            ended = time.time()
             for name in names:
                 print(f"  {profile}: {name}", file=sys.stderr, flush=True)
-                results += measure_fault(lab, name, bounds, profile)
+                measured, ended = measure_fault(
+                    lab, name, fault_bounds(name, bounds, profile), profile, ended
+                )
+                results += measured
     return rows(results)

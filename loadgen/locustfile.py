@@ -22,13 +22,13 @@ from locust import FastHttpUser, task
 
 from app.model.data import HISTORY_FEATURES, customer_history, default_probability
 from app.settings import state_dir
-from loadgen.profile import Profile, Row
+from loadgen.profile import DEFAULT_FEEDBACK_DELAY, DEFAULT_FEEDBACK_SHARE, Profile, Row
 
 PROFILE_PATH = state_dir() / "load" / "profile.json"
-FEEDBACK_SHARE = float(os.environ.get("OBSLAB_FEEDBACK_SHARE", "0.5"))
+FEEDBACK_SHARE = float(os.environ.get("OBSLAB_FEEDBACK_SHARE", DEFAULT_FEEDBACK_SHARE))
 FEEDBACK_DELAY = float(
     os.environ.get("OBSLAB_FEEDBACK_DELAY")
-    or (2 if os.environ.get("OBSLAB_PROFILE") == "test" else 10)
+    or DEFAULT_FEEDBACK_DELAY["test" if os.environ.get("OBSLAB_PROFILE") == "test" else "demo"]
 )
 BATCH = 256
 

@@ -20,6 +20,11 @@ from app.model.data import APPLICANT_FEATURES, FEATURE_SPECS, sample_applicant_f
 
 PROFILES = ("normal", "drift", "unit-change", "missing", "concept-drift")
 DEFAULT_RATE = 10.0
+#: The share of accepted predictions whose real outcome the load reports on /feedback, and
+#: how many seconds after the prediction, per stack profile (``OBSLAB_FEEDBACK_SHARE`` and
+#: ``OBSLAB_FEEDBACK_DELAY`` override them in the locustfile).
+DEFAULT_FEEDBACK_SHARE = 0.5
+DEFAULT_FEEDBACK_DELAY = {"test": 2.0, "demo": 10.0}
 Row = dict[str, float | None]
 
 

@@ -1,11 +1,32 @@
-"""The physical bound of ``bench.detect``: its terms, read from the real rules and stack."""
+"""The physical bound of ``bench.detect``: its terms, read from the real rules and stack, and
+the onset each fault's definition adds."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 import pytest
 
 from alerts.rules import build_rules
-from bench.detect import Bound, Detected, Timing, alert_bounds, rows, samples_needed
+from alerts.thresholds import load_profile
+from bench import detect
+from bench.detect import (
+    Bound,
+    Detected,
+    Timing,
+    alert_bounds,
+    fault_bounds,
+    fill_seconds,
+    job_error_share,
+    onsets,
+    rows,
+    samples_needed,
+    window_seconds,
+)
+from bench.lab import LOAD_RATE
+from loadgen.profile import DEFAULT_FEEDBACK_SHARE
+from obslab import faults
+from obslab.stackconfig import load_stack
 
 TIMING = Timing("t", scrape=1.0, evaluation=2.0, group_wait=3.0)
 
@@ -32,6 +53,17 @@ def test_a_range_function_inside_a_recording_rule_counts() -> None:
     assert samples_needed("job:other > 0.05", records) == 1
 
 
+def test_the_window_is_the_longest_range_a_range_function_reads() -> None:
+    records = {"job:burn:long": "sum(rate(x[1m]))", "job:burn:short": "sum(rate(x[15s]))"}
+    assert window_seconds("job:burn:long > 1 and job:burn:short > 1", records) == 60
+    assert window_seconds('up{job="scoring"} == 0', records) == 0
+
+
+def test_a_last_over_time_memory_is_no_window() -> None:
+    expr = "last_over_time(deploy:x[5m]) and rate(y[30s]) > 0"
+    assert window_seconds(expr, {}) == 30
+
+
 def test_bound_adds_scrape_evaluation_for_group_wait_and_the_second_sample() -> None:
     bounds = alert_bounds(
         _rules(
@@ -40,8 +72,8 @@ def test_bound_adds_scrape_evaluation_for_group_wait_and_the_second_sample() -> 
         ),
         TIMING,
     )
-    assert bounds["Down"] == Bound("Down", 5.0, 1, 1 + 2 + 5 + 3)
-    assert bounds["Errors"] == Bound("Errors", 10.0, 2, 1 + 2 + 10 + 3 + 1)
+    assert bounds["Down"] == Bound("Down", 5.0, 1, 0.0, 0.0, 1 + 2 + 5 + 3)
+    assert bounds["Errors"] == Bound("Errors", 10.0, 2, 15.0, 1.0, 1 + 2 + 10 + 3 + 1)
 
 
 def test_an_alert_with_several_rules_takes_the_lowest_bound() -> None:
@@ -53,6 +85,104 @@ def test_an_alert_with_several_rules_takes_the_lowest_bound() -> None:
         TIMING,
     )
     assert bounds["Burn"].for_seconds == 30.0
+    assert bounds["Burn"].window == 300.0
+
+
+def test_an_onset_longer_than_the_second_sample_replaces_it() -> None:
+    bound = Bound("Errors", 10.0, 2, 15.0, 1.0, 17.0)
+    assert bound.with_onset(4.0) == Bound("Errors", 10.0, 2, 15.0, 4.0, 20.0)
+    assert bound.with_onset(0.5) == bound
+
+
+def test_fill_is_the_threshold_over_the_effect_of_the_window() -> None:
+    # Every request failing against a 5% error ratio over 15 s: 5% of the window.
+    assert fill_seconds(0.05, 1.0, 15.0) == pytest.approx(0.75)
+    # Half of them failing: twice as long.
+    assert fill_seconds(0.05, 0.5, 15.0) == pytest.approx(1.5)
+
+
+def test_an_effect_that_never_passes_the_threshold_is_refused() -> None:
+    with pytest.raises(ValueError, match="never passes"):
+        fill_seconds(0.05, 0.05, 15.0)
+
+
+def test_feedback_dilutes_the_error_share_only_while_predictions_succeed() -> None:
+    assert job_error_share(1.0) == 1.0
+    # Half fail; the other half is accepted and half of those report feedback: 0.5 / 1.25.
+    assert job_error_share(0.5) == pytest.approx(0.4)
+
+
+def test_error_burst_onsets_follow_its_rate_and_the_thresholds() -> None:
+    test = load_profile("test")
+    errors = job_error_share(0.5)
+    onset = onsets("error-burst", {}, "test")
+    assert onset["HighErrorRate"] == pytest.approx(0.05 / errors * test.seconds("rate_window"))
+    burn_ratio = 14.4 * (1 - 0.995)
+    long_window = test.seconds("slo.fast.long_window")
+    assert onset["ErrorBudgetBurn"] == pytest.approx(burn_ratio / errors * long_window)
+
+
+def test_a_slower_pace_takes_longer_to_fill_the_window() -> None:
+    # 5% errors over 15 s when every request fails but only 4 of 20 a second get through:
+    # 4d / (4d + 20 (15 - d)) > 0.05 once d > 0.05 x 15 / (0.2 x 0.95 + 0.05).
+    assert fill_seconds(0.05, 1.0, 15.0, pace=0.2) == pytest.approx(0.75 / 0.24)
+    with pytest.raises(ValueError, match="pace"):
+        fill_seconds(0.05, 1.0, 15.0, pace=0.0)
+
+
+def test_a_slow_dependency_shows_when_scoring_times_out_at_the_pace_of_its_threads() -> None:
+    onset = onsets("slow-dependency", {}, "test")
+    # 2 s read timeout (features waits 2.5 s): scoring's threads pass threads / 2 s of the
+    # load's predictions, then 5% (p95) or 10% (failures) of 15 s must be faulted.
+    scoring = load_stack().scoring
+    passed = scoring.instances * scoring.threads / 2.0
+    predictions = passed / LOAD_RATE
+    assert onset["HighLatency"] == pytest.approx(2.0 + fill_seconds(0.05, 1.0, 15, predictions))
+    assert onset["DependencyFailing"] == pytest.approx(
+        2.0 + fill_seconds(0.1, 1.0, 15, predictions)
+    )
+    # scoring's ratio also counts the load's /feedback, which stops with the predictions.
+    requests = passed / (LOAD_RATE * (1 + DEFAULT_FEEDBACK_SHARE))
+    assert onset["HighErrorRate"] == pytest.approx(2.0 + fill_seconds(0.05, 1.0, 15, requests))
+
+
+def test_a_shorter_delay_than_the_timeout_shows_sooner() -> None:
+    slow = onsets("slow-dependency", {}, "test")["HighLatency"]
+    sooner = onsets("slow-dependency", {"delay_ms": "1000"}, "test")["HighLatency"]
+    assert sooner < slow - 1.0
+
+
+def test_the_bad_release_fails_about_one_applicant_in_nine() -> None:
+    share = detect.release_failure_share("1.2.0")
+    assert 0.09 < share < 0.13
+    assert detect.release_failure_share("1.1.0") == 0.0
+
+
+def test_concept_drift_takes_accuracy_well_below_the_alert_threshold() -> None:
+    drop = detect.concept_drift_accuracy_drop("m1")
+    assert drop > load_profile("test").fraction("accuracy.max_drop")
+
+
+def test_the_new_version_must_fill_the_window_up_to_the_minimum_prediction_rate() -> None:
+    test = load_profile("test")
+    expected = (
+        test.number("deploy.min_prediction_rate")
+        / LOAD_RATE
+        * test.seconds("deploy.prediction_window")
+    )
+    assert onsets("model-regression", {}, "test")["DeployPredictionShift"] == expected
+
+
+def test_a_fault_without_a_derivation_keeps_the_two_sample_bound() -> None:
+    bounds = alert_bounds(build_rules("test"), Timing.of_profile("test"))
+    assert fault_bounds("data-drift", bounds, "test")["FeatureDrift"] == bounds["FeatureDrift"]
+
+
+@pytest.mark.parametrize("profile", ["test", "demo"])
+def test_every_fault_has_a_bound_for_each_of_its_alerts(profile: str) -> None:
+    bounds = alert_bounds(build_rules(profile), Timing.of_profile(profile))
+    for name, fault in faults.CATALOGUE.items():
+        assert set(fault_bounds(name, bounds, profile)) == set(fault.alerts)
 
 
 def test_every_alert_of_the_real_test_rules_has_a_bound() -> None:
@@ -61,10 +191,28 @@ def test_every_alert_of_the_real_test_rules_has_a_bound() -> None:
     assert bounds["HighErrorRate"].samples == 2
     # test profile: 1 s scrape and evaluation, 1 s group_wait, HighErrorRate for: 5s.
     assert bounds["HighErrorRate"].seconds == pytest.approx(1 + 1 + 5 + 1 + 1)
+    # The fast burn's long window, not the slow one's: that rule gives the bound.
+    assert bounds["ErrorBudgetBurn"].window == 60
+
+
+def test_deploy_faults_come_last(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OBSLAB_BENCH_FAULTS", "bad-deploy,error-burst,model-regression,cpu-hog")
+    assert detect.selected_faults() == ["error-burst", "cpu-hog", "bad-deploy", "model-regression"]
+
+
+def test_a_page_of_the_slow_burn_is_not_measured(monkeypatch: pytest.MonkeyPatch) -> None:
+    pages = [
+        {"received_at": "2026-11-28T10:00:05+00:00", "labels": {"window": "slow"}},
+        {"received_at": "2026-11-28T10:00:09+00:00", "labels": {"window": "fast"}},
+        {"received_at": "2026-11-28T09:59:00+00:00", "labels": {"window": "fast"}},
+    ]
+    monkeypatch.setattr(detect, "fetch_pages", lambda *args, **kwargs: pages)
+    since = datetime(2026, 11, 28, 10, tzinfo=UTC).timestamp()
+    assert detect.first_page("http://oncall", "Burn", since, timeout=0) == since + 9
 
 
 def test_rows_judge_the_ratio_and_a_missed_page() -> None:
-    bound = Bound("HighErrorRate", 5.0, 2, 10.0)
+    bound = Bound("HighErrorRate", 5.0, 2, 15.0, 1.0, 10.0)
     table = rows([Detected("error-burst", "test", bound, 12.0), Detected("x", "test", bound, None)])
     assert [row.met for row in table] == [True, False]
     assert "1.20" in table[0].value
