@@ -119,19 +119,23 @@ class Timing:
 @dataclass(frozen=True)
 class Bound:
     """One alert's physical bound and its terms; ``window`` is the longest range its
-    condition reads, how long a fault's traces stay in sight."""
+    condition reads, how long a fault's traces stay in sight, and ``plumbing`` the scrape,
+    evaluation, ``for:`` and group_wait before the ``fill``."""
 
     alert: str
     for_seconds: float
     samples: int
     window: float
     fill: float
-    seconds: float
+    plumbing: float
+
+    @property
+    def seconds(self) -> float:
+        return self.plumbing + self.fill
 
     def with_onset(self, onset: float) -> Bound:
         """This bound for a fault that must be in the window ``onset`` seconds first."""
-        fill = max(self.fill, onset)
-        return replace(self, fill=fill, seconds=self.seconds - self.fill + fill)
+        return replace(self, fill=max(self.fill, onset))
 
 
 def _read_by(expr: str, records: Mapping[str, str]) -> list[str]:
@@ -178,12 +182,12 @@ def alert_bounds(rules: Mapping, timing: Timing) -> dict[str, Bound]:
         for_seconds = duration_seconds(rule.get("for", "0s"))
         samples = samples_needed(rule["expr"], records)
         fill = (samples - 1) * timing.scrape
-        seconds = timing.scrape + timing.evaluation + for_seconds + timing.group_wait + fill
+        plumbing = timing.scrape + timing.evaluation + for_seconds + timing.group_wait
         known = bounds.get(rule["alert"])
-        if known is None or seconds < known.seconds:
+        if known is None or plumbing + fill < known.seconds:
             window = window_seconds(rule["expr"], records)
             bounds[rule["alert"]] = Bound(
-                rule["alert"], for_seconds, samples, window, fill, seconds
+                rule["alert"], for_seconds, samples, window, fill, plumbing
             )
     return bounds
 

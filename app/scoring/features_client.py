@@ -79,9 +79,10 @@ class FeaturesClient:
     def history(self, customer_id: int) -> dict[str, float | None]:
         """The customer's history features; raises ``DependencyError`` or a 422 RequestError."""
         url = f"{self._base}/customers/{customer_id}/features"
-        with client_span(
+        lookup, headers = client_span(
             self._tracer, "feature_lookup", method="GET", route=ROUTE, peer="features"
-        ) as (span, headers):
+        )
+        with lookup as span:
             try:
                 response = self._session.get(url, headers=headers, timeout=self._timeout)
             except requests.RequestException as error:

@@ -7,35 +7,19 @@ each call for nothing the lab needs.
 
 from __future__ import annotations
 
-from types import TracebackType
-
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
 
 from app.telemetry.spans import Step, step
 
 
-class client_span:
-    """``with client_span(...) as (span, headers):`` a CLIENT span for one call, and the
-    headers that carry its context to the callee."""
-
-    __slots__ = ("_headers", "_step")
-
-    def __init__(
-        self, tracer: trace.Tracer, name: str, *, method: str, route: str, peer: str
-    ) -> None:
-        attributes = {"http.method": method, "http.route": route, "peer.service": peer}
-        self._step: Step = step(tracer, name, kind=SpanKind.CLIENT, attributes=attributes)
-        self._headers: dict[str, str] = {}
-        propagate.inject(self._headers, context=trace.set_span_in_context(self._step.span))
-
-    def __enter__(self) -> tuple[trace.Span, dict[str, str]]:
-        return self._step.span, self._headers
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._step.__exit__(exc_type, exc, traceback)
+def client_span(
+    tracer: trace.Tracer, name: str, *, method: str, route: str, peer: str
+) -> tuple[Step, dict[str, str]]:
+    """A CLIENT span for one call, to use as ``with call as span:``, and the headers that
+    carry its context to the callee."""
+    attributes = {"http.method": method, "http.route": route, "peer.service": peer}
+    call = step(tracer, name, kind=SpanKind.CLIENT, attributes=attributes)
+    headers: dict[str, str] = {}
+    propagate.inject(headers, context=trace.set_span_in_context(call.span))
+    return call, headers

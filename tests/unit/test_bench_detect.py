@@ -73,7 +73,9 @@ def test_bound_adds_scrape_evaluation_for_group_wait_and_the_second_sample() -> 
         TIMING,
     )
     assert bounds["Down"] == Bound("Down", 5.0, 1, 0.0, 0.0, 1 + 2 + 5 + 3)
-    assert bounds["Errors"] == Bound("Errors", 10.0, 2, 15.0, 1.0, 1 + 2 + 10 + 3 + 1)
+    assert bounds["Down"].seconds == 1 + 2 + 5 + 3
+    assert bounds["Errors"] == Bound("Errors", 10.0, 2, 15.0, 1.0, 1 + 2 + 10 + 3)
+    assert bounds["Errors"].seconds == 1 + 2 + 10 + 3 + 1
 
 
 def test_an_alert_with_several_rules_takes_the_lowest_bound() -> None:
@@ -89,8 +91,9 @@ def test_an_alert_with_several_rules_takes_the_lowest_bound() -> None:
 
 
 def test_an_onset_longer_than_the_second_sample_replaces_it() -> None:
-    bound = Bound("Errors", 10.0, 2, 15.0, 1.0, 17.0)
-    assert bound.with_onset(4.0) == Bound("Errors", 10.0, 2, 15.0, 4.0, 20.0)
+    bound = Bound("Errors", 10.0, 2, 15.0, 1.0, 16.0)
+    assert bound.with_onset(4.0) == Bound("Errors", 10.0, 2, 15.0, 4.0, 16.0)
+    assert bound.with_onset(4.0).seconds == 20.0
     assert bound.with_onset(0.5) == bound
 
 
@@ -212,7 +215,7 @@ def test_a_page_of_the_slow_burn_is_not_measured(monkeypatch: pytest.MonkeyPatch
 
 
 def test_rows_judge_the_ratio_and_a_missed_page() -> None:
-    bound = Bound("HighErrorRate", 5.0, 2, 15.0, 1.0, 10.0)
+    bound = Bound("HighErrorRate", 5.0, 2, 15.0, 1.0, 9.0)
     table = rows([Detected("error-burst", "test", bound, 12.0), Detected("x", "test", bound, None)])
     assert [row.met for row in table] == [True, False]
     assert "1.20" in table[0].value

@@ -68,17 +68,15 @@ def test_an_exit_is_no_error_of_the_step(
 def test_a_client_span_hands_its_own_context_to_the_callee(
     tracer: trace.Tracer, exporter: InMemorySpanExporter
 ) -> None:
-    with (
-        tracer.start_as_current_span("POST /predict") as server,
-        client_span(tracer, "feature_lookup", method="GET", route="/c", peer="features") as (
-            span,
-            headers,
-        ),
-    ):
-        assert trace.get_current_span() is server
-        sent = trace.get_current_span(TraceContextTextMapPropagator().extract(headers))
-        assert sent.get_span_context().span_id == span.get_span_context().span_id
-        assert sent.get_span_context().trace_id == server.get_span_context().trace_id
+    with tracer.start_as_current_span("POST /predict") as server:
+        call, headers = client_span(
+            tracer, "feature_lookup", method="GET", route="/c", peer="features"
+        )
+        with call as span:
+            assert trace.get_current_span() is server
+            sent = trace.get_current_span(TraceContextTextMapPropagator().extract(headers))
+            assert sent.get_span_context().span_id == span.get_span_context().span_id
+            assert sent.get_span_context().trace_id == server.get_span_context().trace_id
     (lookup,) = [span for span in exporter.get_finished_spans() if span.name == "feature_lookup"]
     assert lookup.kind is SpanKind.CLIENT
     assert lookup.end_time is not None

@@ -349,9 +349,10 @@ def test_a_call_between_services_is_one_trace(span_exporter: InMemorySpanExporte
         @scoring.post("/predict")
         def predict() -> dict[str, int]:
             tracer = scoring.extensions[EXTENSION_KEY].tracer
-            with client_span(
+            lookup, headers = client_span(
                 tracer, "feature_lookup", method="GET", route="/customers/<id>", peer="features"
-            ) as (_, headers):
+            )
+            with lookup:
                 url = f"{features_url}/customers/7/features"
                 response = requests.get(url, headers=headers, timeout=5)
             return response.json()
