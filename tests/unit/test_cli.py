@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from obslab.cli import main
+from obslab.stackconfig import load_stack
 
 # Far from the default ports and from the live suite's offset, so a running stack never answers.
 OFFSET = 31000
@@ -24,12 +25,16 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def busy_port() -> Iterator[int]:
-    """A listener on features-0's port, as another program would hold it."""
-    port = 8200 + OFFSET
+def busy_port(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
+    """A listener on features-0's port, as another program would hold it.
+
+    The kernel picks the port, and the offset follows it: a fixed one can fall on a port
+    an earlier test's connection still holds in TIME_WAIT."""
     with socket.socket() as listener:
-        listener.bind(("127.0.0.1", port))
+        listener.bind(("127.0.0.1", 0))
         listener.listen()
+        port = listener.getsockname()[1]
+        monkeypatch.setenv("OBSLAB_PORT_OFFSET", str(port - load_stack().features.instance_port))
         yield port
 
 
