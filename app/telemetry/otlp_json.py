@@ -7,6 +7,7 @@ replayed into any OTLP backend (e.g. the collector's ``otlpjsonfile`` receiver).
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -37,7 +38,7 @@ class OtlpJsonFileExporter(SpanExporter):
         path.parent.mkdir(parents=True, exist_ok=True)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        line = orjson.dumps(encode_request(spans)) + b"\n"
+        line = encode_request(spans) + b"\n"
         try:
             # Unbuffered append: the whole line is one write(2), so instances of a service
             # sharing the file never interleave.
@@ -52,29 +53,33 @@ class OtlpJsonFileExporter(SpanExporter):
         """Nothing to release: the file is opened per export."""
 
 
-def encode_request(spans: Sequence[ReadableSpan]) -> dict[str, Any]:
-    """``spans`` as an OTLP/JSON ``ExportTraceServiceRequest``.
+def encode_request(spans: Sequence[ReadableSpan]) -> bytes:
+    """``spans`` as one OTLP/JSON ``ExportTraceServiceRequest``.
 
     The SDK's protobuf encoder plus ``json_format`` costs about ten times as much, which on
     the request-serving process's GIL is throughput lost; tests check both agree.
     """
-    # Keyed by identity: every span of a provider shares its Resource, and hashing one
-    # serialises all its attributes.
-    resources: dict[int, tuple[Resource, dict[int, tuple[Any, list[dict[str, Any]]]]]] = {}
+    # Resources keyed by identity: every span of a provider shares its Resource, and hashing
+    # one serialises all its attributes. Scopes by equality: steps (``app.telemetry.spans``)
+    # carry a scope equal to, but not the same as, their tracer's.
+    resources: dict[int, tuple[Resource, dict[Any, list[dict[str, Any]]]]] = {}
     for span in spans:
         _, scopes = resources.setdefault(id(span.resource), (span.resource, {}))
-        scope = span.instrumentation_scope
-        scopes.setdefault(id(scope), (scope, []))[1].append(_span(span))
-    return {
-        "resourceSpans": [
-            {
-                "resource": {"attributes": _key_values(resource.attributes)},
-                "scopeSpans": [_scope_spans(scope, encoded) for scope, encoded in scopes.values()],
-                "schemaUrl": resource.schema_url,
-            }
-            for resource, scopes in resources.values()
-        ]
-    }
+        scopes.setdefault(span.instrumentation_scope, []).append(_span(span))
+    return orjson.dumps(
+        {
+            "resourceSpans": [
+                {
+                    "resource": {"attributes": _key_values(resource.attributes)},
+                    "scopeSpans": [
+                        _scope_spans(scope, encoded) for scope, encoded in scopes.items()
+                    ],
+                    "schemaUrl": resource.schema_url,
+                }
+                for resource, scopes in resources.values()
+            ]
+        }
+    )
 
 
 def _scope_spans(scope: InstrumentationScope | None, spans: list[dict[str, Any]]) -> dict[str, Any]:
@@ -87,26 +92,28 @@ def _scope_spans(scope: InstrumentationScope | None, spans: list[dict[str, Any]]
 
 
 def _span(span: ReadableSpan) -> dict[str, Any]:
-    context = span.get_span_context()
+    context = span.context
     parent = span.parent
+    status = span.status
     encoded: dict[str, Any] = {
-        "traceId": format(context.trace_id, "032x"),
-        "spanId": format(context.span_id, "016x"),
+        "traceId": f"{context.trace_id:032x}",
+        "spanId": f"{context.span_id:016x}",
         "name": span.name,
         "kind": span.kind.value + 1,  # the API counts from INTERNAL, OTLP from UNSPECIFIED
         "startTimeUnixNano": str(span.start_time),
         "endTimeUnixNano": str(span.end_time),
         "attributes": _key_values(span.attributes),
-        "status": {"code": span.status.status_code.value},
+        "status": {"code": status.status_code.value},
         "flags": _flags(parent),
     }
     if parent is not None:
-        encoded["parentSpanId"] = format(parent.span_id, "016x")
+        encoded["parentSpanId"] = f"{parent.span_id:016x}"
     if context.trace_state:
         encoded["traceState"] = context.trace_state.to_header()
-    if span.status.description:
-        encoded["status"]["message"] = span.status.description
-    if span.events:
+    if status.description:
+        encoded["status"]["message"] = status.description
+    events = span.events
+    if events:
         encoded["events"] = [
             {
                 "timeUnixNano": str(event.timestamp),
@@ -114,18 +121,19 @@ def _span(span: ReadableSpan) -> dict[str, Any]:
                 "attributes": _key_values(event.attributes),
                 "droppedAttributesCount": event.dropped_attributes,
             }
-            for event in span.events
+            for event in events
         ]
-    if span.links:
+    links = span.links
+    if links:
         encoded["links"] = [
             {
-                "traceId": format(link.context.trace_id, "032x"),
-                "spanId": format(link.context.span_id, "016x"),
+                "traceId": f"{link.context.trace_id:032x}",
+                "spanId": f"{link.context.span_id:016x}",
                 "attributes": _key_values(link.attributes),
                 "droppedAttributesCount": link.dropped_attributes,
                 "flags": _flags(link.context),
             }
-            for link in span.links
+            for link in links
         ]
     for key, count in (
         ("droppedAttributesCount", span.dropped_attributes),
@@ -143,10 +151,25 @@ def _flags(context: SpanContext | None) -> int:
     return _FLAG_HAS_IS_REMOTE
 
 
-def _key_values(attributes: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+_SCALARS = frozenset({str, bool, int, float})
+
+
+def _key_values(attributes: Mapping[str, Any] | None) -> list[Any]:
     if not attributes:
         return []
-    return [{"key": key, "value": _value(value)} for key, value in attributes.items()]
+    return [
+        _scalar_key_value(key, value)
+        if type(value) in _SCALARS
+        else {"key": key, "value": _value(value)}
+        for key, value in attributes.items()
+    ]
+
+
+# Spans repeat the same few attributes (method, route, status, model version) on every
+# request: each pair is encoded once and reused. typed=True keeps True apart from 1.
+@functools.lru_cache(maxsize=4096, typed=True)
+def _scalar_key_value(key: str, value: str | bool | int | float) -> orjson.Fragment:
+    return orjson.Fragment(orjson.dumps({"key": key, "value": _value(value)}))
 
 
 def _value(value: Any) -> dict[str, Any]:

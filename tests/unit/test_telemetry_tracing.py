@@ -139,11 +139,27 @@ def test_encoding_agrees_with_the_sdk_protobuf_encoder(
     assert [span.name for span in spans] == ["child", "server"]
 
     ours = json_format.ParseDict(
-        with_base64_ids(orjson.loads(orjson.dumps(encode_request(spans)))),
+        with_base64_ids(orjson.loads(encode_request(spans))),
         ExportTraceServiceRequest(),
     )
 
     assert ours == encode_spans(spans)
+
+
+def test_equal_values_of_other_types_keep_their_types(
+    tmp_path: Path, tracer_provider: TracerProvider, span_exporter: InMemorySpanExporter
+) -> None:
+    # Attribute pairs are encoded once and reused; 1 == 1.0 == True must not share a cache slot.
+    tracer = tracer_provider.get_tracer("test")
+    for value in (1, True, 1.0, "1"):
+        tracer.start_span("step", attributes={"x": value}).end()
+
+    path = tmp_path / "spans.jsonl"
+    path.write_bytes(encode_request(span_exporter.get_finished_spans()))
+    spans = read_spans(path)
+
+    assert [span["attributes"]["x"] for span in spans] == [1, True, 1.0, "1"]
+    assert [type(span["attributes"]["x"]) for span in spans] == [int, bool, float, str]
 
 
 def test_read_spans_flattens_the_file(tmp_path: Path, file_provider: TracerProvider) -> None:
