@@ -1,16 +1,25 @@
-"""Step spans: children of the current span that never become current themselves."""
+"""Step spans: children of the current span that never become current themselves.
+
+Inside a sampled request a step is recorded without the SDK's span machinery; alone, it is an
+ordinary SDK span. Both must end in the same exporter with the same meaning.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import orjson
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from app.telemetry import step
+from app.telemetry.otlp_json import encode_request
 from app.telemetry.outgoing import client_span
 
 
@@ -43,26 +52,87 @@ def test_a_step_is_a_child_of_the_current_span_and_leaves_it_current(
     assert inference.status.status_code is StatusCode.UNSET
 
 
+@pytest.fixture(params=["inside a request", "alone"])
+def request_span(request: pytest.FixtureRequest, tracer: trace.Tracer) -> Iterator[None]:
+    if request.param == "alone":
+        yield
+        return
+    with tracer.start_as_current_span("POST /predict"):
+        yield
+
+
+def finished_step(exporter: InMemorySpanExporter, name: str) -> ReadableSpan:
+    (span,) = [span for span in exporter.get_finished_spans() if span.name == name]
+    return span
+
+
 def test_an_exception_marks_the_step_as_failed_and_goes_on(
-    tracer: trace.Tracer, exporter: InMemorySpanExporter
+    tracer: trace.Tracer, exporter: InMemorySpanExporter, request_span: None
 ) -> None:
     with pytest.raises(IndexError), step(tracer, "inference"):
         raise IndexError("tuple index out of range")
-    (span,) = exporter.get_finished_spans()
+    span = finished_step(exporter, "inference")
     assert span.status.status_code is StatusCode.ERROR
     assert span.status.description == "IndexError: tuple index out of range"
     assert [event.name for event in span.events] == ["exception"]
     assert span.events[0].attributes["exception.type"] == "IndexError"
+    assert "tuple index out of range" in span.events[0].attributes["exception.stacktrace"]
 
 
 def test_an_exit_is_no_error_of_the_step(
-    tracer: trace.Tracer, exporter: InMemorySpanExporter
+    tracer: trace.Tracer, exporter: InMemorySpanExporter, request_span: None
 ) -> None:
     with pytest.raises(SystemExit), step(tracer, "validate"):
         raise SystemExit(0)
-    (span,) = exporter.get_finished_spans()
+    span = finished_step(exporter, "validate")
     assert span.status.status_code is StatusCode.UNSET
     assert not span.events
+
+
+def test_an_ok_status_is_final_and_an_ended_step_changes_no_more(
+    tracer: trace.Tracer, exporter: InMemorySpanExporter, request_span: None
+) -> None:
+    with step(tracer, "inference") as span:
+        span.set_status(Status(StatusCode.OK))
+        span.set_status(StatusCode.ERROR, "too late")
+    span.set_attribute("after", True)
+    span.end()
+    ended = finished_step(exporter, "inference")
+    assert ended.status.status_code is StatusCode.OK
+    assert "after" not in (ended.attributes or {})
+
+
+def test_a_step_shares_its_request_s_trace_resource_and_scope(
+    tracer: trace.Tracer, exporter: InMemorySpanExporter
+) -> None:
+    with tracer.start_as_current_span("POST /predict") as server, step(tracer, "validate"):
+        pass
+    validate = finished_step(exporter, "validate")
+    request = finished_step(exporter, "POST /predict")
+    assert validate.context.trace_id == server.get_span_context().trace_id
+    assert validate.context.span_id != server.get_span_context().span_id
+    assert validate.context.trace_flags.sampled
+    assert validate.resource is request.resource
+    assert validate.instrumentation_scope == request.instrumentation_scope
+    encoded = orjson.loads(encode_request(exporter.get_finished_spans()))
+    (resource_spans,) = encoded["resourceSpans"]
+    (scope_spans,) = resource_spans["scopeSpans"]
+    assert [span["name"] for span in scope_spans["spans"]] == ["validate", "POST /predict"]
+
+
+def test_a_step_of_an_unsampled_request_is_not_recorded_but_carries_the_trace() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ParentBased(ALWAYS_OFF))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("POST /predict") as server:
+        call, headers = client_span(tracer, "lookup", method="GET", route="/c", peer="features")
+        with call as span:
+            assert not span.is_recording()
+    sent = trace.get_current_span(TraceContextTextMapPropagator().extract(headers))
+    assert sent.get_span_context().trace_id == server.get_span_context().trace_id
+    assert not sent.get_span_context().trace_flags.sampled
+    assert exporter.get_finished_spans() == ()
 
 
 def test_a_client_span_hands_its_own_context_to_the_callee(
