@@ -38,10 +38,20 @@ that fails every request needs 5% of a 15 s window to pass a 5% error ratio; one
 half of them needs 10%. A fault that holds requests (a dependency that times out) also slows
 the traffic, and the window fills at that pace (``fill_seconds``). ``delay`` is how long the
 first affected observation takes to be recorded: a request is counted when it ends, an
-outcome when the load reports it. All come from the rule's thresholds
-(``alerts/thresholds.yaml``), the fault's definition and the load's, never from a
-measurement (``onsets``); a pair with no derivation keeps the two-sample fill, as if the fault
-showed in full at once. The goal is a measured/bound ratio of at most 1.25.
+outcome when the load reports it.
+
+A PSI over a window (``FeatureDrift``) has no linear fill: it passes its level once the
+window's mix of traffic from before and after the fault departs far enough from training.
+With d seconds of the window drifted, each bin holds (1 - s) x training + s x drifted,
+s = d / window (the load draws its applicants from the training population until the fault);
+the fill is the least s whose mix has a PSI above the level, times the window
+(``psi_fill``). The drifted shares are the load's own applicants under the fault's profile,
+binned on the model's training deciles.
+
+All come from the rule's thresholds (``alerts/thresholds.yaml``), the fault's definition and
+the load's, never from a measurement (``onsets``); a pair with no derivation keeps the
+two-sample fill, as if the fault showed in full at once. The goal is a measured/bound ratio
+of at most 1.25.
 """
 
 from __future__ import annotations
@@ -51,24 +61,26 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 import numpy as np
 
-from alerts.rules import build_rules
+from alerts.rules import build_rules, psi
 from alerts.thresholds import Profile, duration_seconds, load_profile
 from app import releases
+from app.model.baseline import Baseline
 from app.model.data import default_probability, sample_applicant_features, sample_population
-from app.model.train import train
+from app.model.train import LinearModel, train
 from app.model.versions import MODELS
 from app.scoring.changes import CHANGES
 from app.scoring.features_client import READ_TIMEOUT
 from bench.lab import LOAD_RATE, Lab, native_lab
 from bench.report import Row
 from loadgen.profile import DEFAULT_FEEDBACK_DELAY, DEFAULT_FEEDBACK_SHARE
+from loadgen.profile import Profile as LoadProfile
 from obslab import faults
 from obslab.oncall.client import fetch_pages
 from obslab.stackconfig import load_stack
@@ -211,6 +223,36 @@ def fill_seconds(threshold: float, effect: float, window: float, pace: float = 1
     return threshold * window / (pace * (effect - threshold) + threshold)
 
 
+def psi_fill(
+    baseline: Sequence[float],
+    drifted: Sequence[float],
+    level: float,
+    window: float,
+    epsilon: float,
+) -> float:
+    """Seconds of drifted traffic a ``window``-second window must hold before the PSI of its
+    bins against ``baseline`` (training's shares, which the traffic before the fault follows)
+    passes ``level``; ``drifted`` is the drifted traffic's share of each bin and ``epsilon``
+    the rule's clamp.
+
+    The PSI of the mix (1 - s) x baseline + s x drifted is convex in s (each bin's term is
+    convex in its share) and zero at s = 0, so it grows with s and bisection finds the least
+    s above the level.
+    """
+
+    def mixed(share: float) -> float:
+        live = [(1 - share) * b + share * d for b, d in zip(baseline, drifted, strict=True)]
+        return psi(live, baseline, epsilon)
+
+    if mixed(1.0) <= level:
+        raise ValueError(f"a drift whose PSI is {mixed(1.0):.3g} never passes {level:g}")
+    low, high = 0.0, 1.0
+    while high - low > 1e-9:
+        middle = (low + high) / 2
+        low, high = (low, middle) if mixed(middle) > level else (middle, high)
+    return high * window
+
+
 def job_error_share(failing: float) -> float:
     """Scoring's 5xx share when ``failing`` of its predictions fail: the load also reports
     the outcome of a share of the accepted ones, on /feedback requests that succeed."""
@@ -235,10 +277,16 @@ def release_failure_share(version: str) -> float:
 
 
 @functools.cache
+def _trained(model_version: str) -> tuple[LinearModel, Baseline]:
+    # The same seed gives the same model and baseline the services load.
+    return train(MODELS[model_version])
+
+
+@functools.cache
 def concept_drift_accuracy_drop(model_version: str) -> float:
     """How far concept drift takes the accuracy of ``model_version`` below its training
     baseline: its decisions on the training population, judged by the drifted law."""
-    model, baseline = train(MODELS[model_version])
+    model, baseline = _trained(model_version)
     population = sample_population(np.random.default_rng(0), POPULATION)
     declined = model.predict_many(population) >= model.threshold
     defaults = default_probability(population, concept_drift=True)
@@ -246,10 +294,24 @@ def concept_drift_accuracy_drop(model_version: str) -> float:
     return baseline.accuracy - accuracy
 
 
+@functools.cache
+def feature_bin_shares(
+    load: LoadProfile, model_version: str
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The training shares of the bins of ``load.feature`` for ``model_version``, and the
+    shares the load's applicants under ``load`` send into them: what the PSI compares."""
+    feature = str(load.feature)
+    bins = _trained(model_version)[1].features[feature]
+    sent = [row[feature] for row, _ in load.applicants(np.random.default_rng(0), POPULATION)]
+    counts = np.bincount(np.searchsorted(bins.edges, sent, side="left"), minlength=len(bins.shares))
+    return bins.shares, tuple(float(count) / POPULATION for count in counts)
+
+
 @dataclass(frozen=True)
 class Scene:
-    """What an onset is derived from: a fault's resolved parameters and a profile's rules."""
+    """What an onset is derived from: a fault, its resolved parameters and a profile's rules."""
 
+    fault: str
     params: Mapping[str, Any]
     thresholds: Profile
 
@@ -323,9 +385,22 @@ def _missing_features(scene: Scene) -> dict[str, float]:
     return {"FeatureMissing": scene.fill("missing.max_ratio", scene.params["rate"])}
 
 
+def _feature_drift(scene: Scene) -> dict[str, float]:
+    # The ticket's level is the lower one: its rule fires first, and gives the alert's bound.
+    load = faults.traffic(scene.fault, scene.params, rate=LOAD_RATE)
+    baseline, drifted = feature_bin_shares(load, load_stack().scoring.release.model_version)
+    level = min(scene.thresholds.number(f"drift.{severity}_psi") for severity in ("ticket", "page"))
+    window = scene.thresholds.seconds("drift.window")
+    epsilon = scene.thresholds.fraction("drift.epsilon")
+    return {"FeatureDrift": psi_fill(baseline, drifted, level, window, epsilon)}
+
+
 def _cpu_hog(scene: Scene) -> dict[str, float]:
-    # The hog's slowdown has no designed size: at the least, every request is slowed past the
-    # threshold, and one slower than the threshold ends no sooner than the threshold.
+    # The hog fixes how much of the interpreter its threads take, not how often a request
+    # waits for it: the lock goes to whichever waiting thread the OS wakes, so no share of
+    # slowed requests follows from its definition. The bound takes the most it can do, every
+    # request from the injection on slowed past the threshold; such a request is counted no
+    # sooner than the threshold after it began.
     latency = scene.thresholds.number("latency.max_p95_seconds")
     window = scene.thresholds.seconds("rate_window")
     return {"HighLatency": latency + fill_seconds(P95_TAIL, 1.0, window)}
@@ -337,9 +412,11 @@ def _concept_drift(scene: Scene) -> dict[str, float]:
     return {"ModelAccuracyDrop": delay + scene.fill("accuracy.max_drop", drop, "accuracy.window")}
 
 
-#: Per fault, its alerts' onsets. Drift (PSI) has no linear fill and memory growth no share:
-#: their faults keep the two-sample fill.
+#: Per fault, its alerts' onsets. Memory growth has no share: its fault keeps the two-sample
+#: fill.
 ONSETS: dict[str, Callable[[Scene], dict[str, float]]] = {
+    "data-drift": _feature_drift,
+    "unit-change": _feature_drift,
     "slow-dependency": _slow_dependency,
     "error-burst": _error_burst,
     "dependency-down": _dependency_down,
@@ -356,7 +433,7 @@ def onsets(name: str, params: Mapping[str, str], profile: str) -> dict[str, floa
     derive = ONSETS.get(name)
     if derive is None:
         return {}
-    return derive(Scene(faults.get(name).resolve(params), load_profile(profile)))
+    return derive(Scene(name, faults.get(name).resolve(params), load_profile(profile)))
 
 
 def fault_bounds(name: str, bounds: Mapping[str, Bound], profile: str) -> dict[str, Bound]:

@@ -23,12 +23,15 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.faults import SERVICE_FAULTS
 from app.settings import state_dir
 from obslab.errors import ObslabError
 from obslab.layout import StateLayout
+
+if TYPE_CHECKING:  # loadgen imports numpy, which only the load faults need
+    from loadgen.profile import Profile
 
 _ADMIN_TIMEOUT = 5.0
 
@@ -485,7 +488,10 @@ def profile_path() -> Path:
     return state_dir() / "load" / "profile.json"
 
 
-def _apply_profile(fault: Fault, params: Mapping[str, Any]) -> None:
+def traffic(name: str, params: Mapping[str, Any], *, rate: float) -> Profile:
+    """The load profile that load fault ``name`` with resolved ``params`` puts in place, at
+    ``rate`` requests a second; raises ``ObslabError`` naming the fault when the profile
+    refuses a parameter."""
     from loadgen.profile import Profile, ProfileError
 
     words = {
@@ -493,12 +499,18 @@ def _apply_profile(fault: Fault, params: Mapping[str, Any]) -> None:
         "unit-change": ["unit-change", str(params.get("feature")), str(params.get("factor"))],
         "missing-features": ["missing", str(params.get("feature")), str(params.get("rate"))],
         "concept-drift": ["concept-drift"],
-    }[fault.name]
-    current = Profile.load(profile_path())
+    }[name]
     try:
-        Profile.parse(words, rate=current.rate).save(profile_path())
+        return Profile.parse(words, rate=rate)
     except ProfileError as exc:
-        raise ObslabError(f"fault {fault.name}: {exc}") from None
+        raise ObslabError(f"fault {name}: {exc}") from None
+
+
+def _apply_profile(fault: Fault, params: Mapping[str, Any]) -> None:
+    from loadgen.profile import Profile
+
+    current = Profile.load(profile_path())
+    traffic(fault.name, params, rate=current.rate).save(profile_path())
 
 
 def _load_is_faulty() -> bool:

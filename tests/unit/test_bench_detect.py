@@ -3,11 +3,12 @@ the onset each fault's definition adds."""
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 
 import pytest
 
-from alerts.rules import build_rules
+from alerts.rules import build_rules, psi
 from alerts.thresholds import load_profile
 from bench import detect
 from bench.detect import (
@@ -19,12 +20,13 @@ from bench.detect import (
     fill_seconds,
     job_error_share,
     onsets,
+    psi_fill,
     rows,
     samples_needed,
     window_seconds,
 )
 from bench.lab import LOAD_RATE
-from loadgen.profile import DEFAULT_FEEDBACK_SHARE
+from loadgen.profile import DEFAULT_FEEDBACK_SHARE, Profile
 from obslab import faults
 from obslab.stackconfig import load_stack
 
@@ -176,9 +178,62 @@ def test_the_new_version_must_fill_the_window_up_to_the_minimum_prediction_rate(
     assert onsets("model-regression", {}, "test")["DeployPredictionShift"] == expected
 
 
+TENTHS = [0.1] * 10
+EPSILON = 1e-4
+
+
+def test_psi_fill_is_the_least_drifted_share_whose_mix_passes_the_level() -> None:
+    drifted = [1.0] + [0.0] * 9
+    seconds = psi_fill(TENTHS, drifted, 0.1, 30.0, EPSILON)
+    share = seconds / 30.0
+    # Share s in the lowest bin and 0.1 (1 - s) in the others: PSI = 0.9 s ln((1 + 9 s) / (1 - s)).
+    assert 0.9 * share * math.log((1 + 9 * share) / (1 - share)) == pytest.approx(0.1)
+
+    def mixed(s: float) -> float:
+        live = [(1 - s) * b + s * d for b, d in zip(TENTHS, drifted, strict=True)]
+        return psi(live, TENTHS, EPSILON)
+
+    assert mixed(share) > 0.1 > mixed(share * 0.99)
+
+
+def test_a_higher_psi_level_takes_a_longer_fill() -> None:
+    drifted = [0.0] * 8 + [0.3, 0.7]
+    page, ticket = (psi_fill(TENTHS, drifted, level, 30.0, EPSILON) for level in (0.2, 0.1))
+    assert page > ticket
+
+
+def test_a_drift_that_never_passes_the_level_is_refused() -> None:
+    slight = [0.12, 0.08] + [0.1] * 8
+    with pytest.raises(ValueError, match="never passes"):
+        psi_fill(TENTHS, slight, 0.1, 30.0, EPSILON)
+
+
+def test_a_unit_change_to_thousands_sends_every_income_into_the_lowest_bin() -> None:
+    baseline, drifted = detect.feature_bin_shares(Profile("unit-change", "income", 0.001), "m1")
+    assert drifted[0] == 1.0
+    assert sum(drifted) == pytest.approx(1.0)
+    assert len(drifted) == len(baseline) == 10
+
+
+def test_feature_drift_onsets_follow_the_ticket_level_and_the_drift_window() -> None:
+    test = load_profile("test")
+    baseline, drifted = detect.feature_bin_shares(Profile("unit-change", "income", 0.001), "m1")
+    onset = onsets("unit-change", {}, "test")["FeatureDrift"]
+    ticket = test.number("drift.ticket_psi")
+    assert onset == pytest.approx(psi_fill(baseline, drifted, ticket, 30.0, EPSILON))
+    # The demo's drift window is 20 times the test's; the shares are the same.
+    assert onsets("unit-change", {}, "demo")["FeatureDrift"] == pytest.approx(onset * 20)
+
+
+def test_a_smaller_shift_must_fill_more_of_the_window() -> None:
+    default = onsets("data-drift", {}, "test")["FeatureDrift"]
+    smaller = onsets("data-drift", {"shift": "1.0"}, "test")["FeatureDrift"]
+    assert default < smaller < load_profile("test").seconds("drift.window")
+
+
 def test_a_fault_without_a_derivation_keeps_the_two_sample_bound() -> None:
     bounds = alert_bounds(build_rules("test"), Timing.of_profile("test"))
-    assert fault_bounds("data-drift", bounds, "test")["FeatureDrift"] == bounds["FeatureDrift"]
+    assert fault_bounds("memory-leak", bounds, "test")["MemoryGrowth"] == bounds["MemoryGrowth"]
 
 
 @pytest.mark.parametrize("profile", ["test", "demo"])

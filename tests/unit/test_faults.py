@@ -98,6 +98,23 @@ def test_load_fault_writes_the_profile_and_clear_restores_it(tmp_path, monkeypat
     assert not any(e["active"] for e in faults.listing())
 
 
+def test_a_load_fault_names_its_traffic_profile():
+    from loadgen.profile import Profile
+
+    params = faults.get("unit-change").resolve({"factor": "0.01"})
+    assert faults.traffic("unit-change", params, rate=5.0) == Profile(
+        "unit-change", "income", 0.01, 5.0
+    )
+    shifted = faults.get("data-drift").resolve({"feature": "age"})
+    assert faults.traffic("data-drift", shifted, rate=5.0) == Profile("drift", "age", 2.0, 5.0)
+
+
+def test_a_traffic_profile_the_load_refuses_names_the_fault():
+    params = faults.get("unit-change").resolve({"factor": "-1"})
+    with pytest.raises(ObslabError, match=r"fault unit-change: .*FACTOR must be positive"):
+        faults.traffic("unit-change", params, rate=5.0)
+
+
 def test_hidden_load_fault_is_not_listed(tmp_path, monkeypatch):
     monkeypatch.setenv("OBSLAB_HOME", str(tmp_path))
     faults.inject("concept-drift", hidden=True)
