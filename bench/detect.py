@@ -303,8 +303,7 @@ def feature_bin_shares(
     feature = str(load.feature)
     bins = _trained(model_version)[1].features[feature]
     sent = [row[feature] for row, _ in load.applicants(np.random.default_rng(0), POPULATION)]
-    counts = np.bincount(np.searchsorted(bins.edges, sent, side="left"), minlength=len(bins.shares))
-    return bins.shares, tuple(float(count) / POPULATION for count in counts)
+    return bins.shares, bins.shares_of(np.asarray(sent))
 
 
 @dataclass(frozen=True)

@@ -28,11 +28,19 @@ class BinEdges:
     @classmethod
     def from_sample(cls, values: np.ndarray) -> BinEdges:
         edges = np.unique(np.quantile(values, DECILES, method="linear"))
-        counts = np.bincount(np.searchsorted(edges, values, side="left"), minlength=len(edges) + 1)
-        return cls(tuple(float(e) for e in edges), tuple(float(c) for c in counts / len(values)))
+        return cls(tuple(float(e) for e in edges), _shares(edges, values))
 
     def bin_index(self, value: float) -> int:
         return bisect.bisect_left(self.edges, value)
+
+    def shares_of(self, values: np.ndarray) -> tuple[float, ...]:
+        """The share of ``values`` in each bin, binned as :meth:`bin_index` does."""
+        return _shares(np.asarray(self.edges), values)
+
+
+def _shares(edges: np.ndarray, values: np.ndarray) -> tuple[float, ...]:
+    counts = np.bincount(np.searchsorted(edges, values, side="left"), minlength=len(edges) + 1)
+    return tuple(float(c) for c in counts / len(values))
 
 
 @dataclass(frozen=True)
