@@ -59,13 +59,22 @@ def encode_request(spans: Sequence[ReadableSpan]) -> bytes:
     The SDK's protobuf encoder plus ``json_format`` costs about ten times as much, which on
     the request-serving process's GIL is throughput lost; tests check both agree.
     """
-    # Resources keyed by identity: every span of a provider shares its Resource, and hashing
-    # one serialises all its attributes. Scopes by equality: steps (``app.telemetry.spans``)
-    # carry a scope equal to, but not the same as, their tracer's.
-    resources: dict[int, tuple[Resource, dict[Any, list[dict[str, Any]]]]] = {}
+    # Grouped by identity first: the spans of one tracer share its Resource and scope
+    # objects, and hashing a Resource serialises all its attributes. Then scopes by equality:
+    # steps (``app.telemetry.spans``) carry a scope equal to, but not the same as, their
+    # tracer's, and a few groups cost less to compare than every span.
+    batches: dict[tuple[int, int], tuple[ReadableSpan, list[dict[str, Any]]]] = {}
     for span in spans:
-        _, scopes = resources.setdefault(id(span.resource), (span.resource, {}))
-        scopes.setdefault(span.instrumentation_scope, []).append(_span(span))
+        key = (id(span.resource), id(span.instrumentation_scope))
+        batch = batches.get(key)
+        if batch is None:
+            batches[key] = (span, [_span(span)])
+        else:
+            batch[1].append(_span(span))
+    resources: dict[int, tuple[Resource, dict[Any, list[dict[str, Any]]]]] = {}
+    for first, encoded in batches.values():
+        _, scopes = resources.setdefault(id(first.resource), (first.resource, {}))
+        scopes.setdefault(first.instrumentation_scope, []).extend(encoded)
     return orjson.dumps(
         {
             "resourceSpans": [
