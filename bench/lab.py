@@ -15,7 +15,7 @@ import requests
 
 from loadgen.profile import Profile
 from obslab import stack as native
-from obslab.stackconfig import port_offset_from_env
+from obslab.stackconfig import ConfigError, load_stack, port_offset_from_env
 
 #: The benchmark's stacks run this far above the user's port offset: beside a user's stack,
 #: the live suite's (20000-29000) and the benchmark pairs (``bench.pair``).
@@ -42,6 +42,20 @@ class Lab:
         return [a for a in response.json()["data"]["alerts"] if a["state"] == "firing"]
 
 
+def shifted_port_offset() -> int:
+    """The port offset of the benchmark's stacks: the user's plus :data:`PORT_SHIFT`, checked
+    against stack.yaml before anything starts."""
+    user = port_offset_from_env()
+    try:
+        load_stack(port_offset=user + PORT_SHIFT)
+    except ConfigError as error:
+        raise ConfigError(
+            f"benchmark stacks run {PORT_SHIFT} above OBSLAB_PORT_OFFSET ({user}), "
+            f"so lower it: {error}"
+        ) from None
+    return user + PORT_SHIFT
+
+
 @contextlib.contextmanager
 def native_lab(profile: str, *, load_rate: float | None = LOAD_RATE) -> Iterator[Lab]:
     """A fresh native stack in a temporary state directory on shifted ports, with Locust at
@@ -49,8 +63,9 @@ def native_lab(profile: str, *, load_rate: float | None = LOAD_RATE) -> Iterator
 
     ``OBSLAB_HOME`` and ``OBSLAB_PORT_OFFSET`` point at it inside, as the CLI reads them.
     """
+    offset = shifted_port_offset()
     home = Path(tempfile.mkdtemp(prefix=f"obslab-bench-{profile}-"))
-    env = {"OBSLAB_HOME": str(home), "OBSLAB_PORT_OFFSET": str(port_offset_from_env() + PORT_SHIFT)}
+    env = {"OBSLAB_HOME": str(home), "OBSLAB_PORT_OFFSET": str(offset)}
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)
     try:
