@@ -12,6 +12,8 @@ A ``hidden`` fault (a drill) behaves the same but is never logged and never list
 from __future__ import annotations
 
 import random
+import select
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -205,13 +207,49 @@ class FaultState:
         return self.get(fault.name) is fault
 
 
-def before_features_lookup(state: FaultState) -> None:
-    """The features service's faults: answer slowly, or not at all."""
+def before_features_lookup(state: FaultState, caller: socket.socket | None = None) -> None:
+    """The features service's faults: answer slowly, or not at all.
+
+    ``caller`` is the request's connection, when the server exposes it (gunicorn does, as
+    ``gunicorn.socket``): a slow answer stops waiting as soon as the caller hangs up.
+    """
     if state.strikes("dependency-down"):
         raise RequestError(503, "service unavailable")
     slow = state.get("slow-dependency")
     if slow is not None and state.strikes("slow-dependency"):
-        time.sleep(slow.params["delay_ms"] / 1000)
+        wait_unless_hung_up(slow.params["delay_ms"] / 1000, caller)
+
+
+def wait_unless_hung_up(seconds: float, caller: socket.socket | None) -> None:
+    """Sleep ``seconds``, or until ``caller`` closes its end of the connection.
+
+    An answer nobody waits for would hold a request thread for nothing. Scoring gives up
+    after its read timeout, sooner than the default delay, and the requests still queued
+    behind the held threads (the admin API's among them, so the fault could not be cleared)
+    then waited for minutes.
+    """
+    if caller is None:
+        time.sleep(seconds)
+        return
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        readable, _, _ = select.select([caller], [], [], left)
+        if not readable:
+            continue
+        if _hung_up(caller):
+            return
+        # The caller sent more (a pipelined request): nothing more to watch for.
+        time.sleep(max(0.0, deadline - time.monotonic()))
+        return
+
+
+def _hung_up(connection: socket.socket) -> bool:
+    try:
+        return connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except OSError:  # reset by the peer
+        return True
 
 
 def before_predict(state: FaultState) -> None:

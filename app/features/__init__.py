@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 from opentelemetry.sdk.trace import TracerProvider
 
 from app import admin, errors, faults, telemetry
@@ -34,7 +34,7 @@ def create_app(
     @app.get("/customers/<int:customer_id>/features")
     def customer_features(customer_id: int):
         if fault_state.armed:
-            faults.before_features_lookup(fault_state)
+            faults.before_features_lookup(fault_state, request.environ.get("gunicorn.socket"))
         found = store.features(customer_id)
         if found is None:
             return jsonify(error="unknown customer", field="customer_id"), 404
