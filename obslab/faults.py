@@ -102,7 +102,8 @@ CATALOGUE: dict[str, Fault] = {
             "features answers slowly; scoring's calls to it time out",
             _service_params("slow-dependency"),
             alerts=("HighLatency", "DependencyFailing", "HighErrorRate"),
-            # Every features thread sleeps, so Prometheus's scrapes queue behind them too.
+            # Every lookup holds a features thread until scoring gives up on it, so
+            # Prometheus's scrapes can queue behind them.
             may_alert=("ErrorBudgetBurn", "TargetDown"),
             signals=(
                 "panel: Latency p95 by route (scoring /predict and features rise together)",
@@ -115,8 +116,9 @@ CATALOGUE: dict[str, Fault] = {
                 "The features service waits before it answers. Scoring gives up after its 2 s "
                 "read timeout and answers 503, so latency, errors and dependency failures rise "
                 "together, and the trace shows the time spent inside features, not scoring. "
-                "With every features thread asleep, even Prometheus's scrapes wait in line, so "
-                "TargetDown on features can follow: a slow service can look like a dead one."
+                "Each lookup holds a features thread until scoring hangs up, so even "
+                "Prometheus's scrapes can wait in line and TargetDown on features can follow: "
+                "a slow service can look like a dead one."
             ),
             difficulty="easy",
         ),
