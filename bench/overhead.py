@@ -3,7 +3,9 @@
 Each variant is a real scoring + features pair under gunicorn, loaded by wrk at the same
 fixed concurrency. The variants run interleaved, in an order rotated every round and on
 processes started afresh every round, so neither a machine that slows down over the run nor
-one lucky process favours a variant. Figures are medians over rounds.
+one lucky process favours a variant. Figures are medians over rounds. Beside throughput and
+latency, each variant reports the CPU time each service's processes spent per request (from
+the kernel's accounting), which shows where telemetry's cost lands.
 
 Rerun a variant by hand with the same settings: ``OBSLAB_TELEMETRY=off`` turns obslab's
 telemetry off; ``OTEL_TRACES_SAMPLER``/``OTEL_TRACES_SAMPLER_ARG`` set its sampling.
@@ -92,22 +94,32 @@ BASELINE = "a"
 
 @dataclass(frozen=True)
 class Summary:
-    """A variant's medians over rounds; ``errors`` is summed over every round."""
+    """A variant's medians over rounds; ``errors`` is summed over every round. ``cpu`` is
+    each service's CPU time per request, in seconds."""
 
     variant: Variant
     rate: float
     p50: float
     p99: float
     errors: int
+    cpu: Mapping[str, float] = field(default_factory=dict)
 
 
-def summarise(variant: Variant, runs: Sequence[wrk.WrkResult]) -> Summary:
+def summarise(
+    variant: Variant,
+    runs: Sequence[wrk.WrkResult],
+    cpu: Sequence[Mapping[str, float]] = (),
+) -> Summary:
+    """Medians of ``runs``, and of ``cpu``: per run, each service's CPU seconds per request."""
     return Summary(
         variant=variant,
         rate=statistics.median(run.rate for run in runs),
         p50=statistics.median(run.p50 for run in runs),
         p99=statistics.median(run.p99 for run in runs),
         errors=sum(run.errors for run in runs),
+        cpu={service: statistics.median(run[service] for run in cpu) for service in cpu[0]}
+        if cpu
+        else {},
     )
 
 
@@ -129,6 +141,8 @@ def rows(summaries: Sequence[Summary]) -> list[Row]:
             Row(case, "p50 / p99", f"{summary.p50 * 1e3:.1f} / {summary.p99 * 1e3:.1f} ms"),
             Row(case, "errors", str(summary.errors), "0", summary.errors == 0),
         ]
+        if summary.cpu:
+            table.append(Row(case, "CPU per request", _cpu_text(summary.cpu)))
     for summary in summaries:
         key = summary.variant.key
         if key == BASELINE:
@@ -138,6 +152,14 @@ def rows(summaries: Sequence[Summary]) -> list[Row]:
         if key == "b":
             goal, met = f">= {GOAL_FULL_RATIO}", ratio >= GOAL_FULL_RATIO
         table.append(Row(f"{key}/{BASELINE}", "throughput ratio", f"{ratio:.2f}", goal, met))
+    if "b" in by_key and baseline.cpu and by_key["b"].cpu:
+        # Where full telemetry's cost lands: scoring is the bottleneck, one GIL-bound process.
+        full = by_key["b"].cpu
+        added = ", ".join(
+            f"{service} +{(full[service] - spent) * 1e6:.0f} µs ({full[service] / spent - 1:+.0%})"
+            for service, spent in baseline.cpu.items()
+        )
+        table.append(Row(f"b - {BASELINE}", "CPU per request added", added))
     if "f" in by_key and "e" in by_key:
         up, down = by_key["f"], by_key["e"]
         table.append(Row("e vs f", "p50 latency ratio", f"{down.p50 / up.p50:.2f}", "~ 1 (noise)"))
@@ -153,6 +175,10 @@ def rows(summaries: Sequence[Summary]) -> list[Row]:
             )
         )
     return table
+
+
+def _cpu_text(cpu: Mapping[str, float]) -> str:
+    return ", ".join(f"{service} {seconds * 1e6:.0f} µs" for service, seconds in cpu.items())
 
 
 def run() -> list[Row]:
@@ -173,6 +199,7 @@ def measure(
         script = root / "predict.lua"
         script.write_text(wrk.predict_script(wrk.applicant_bodies(512)))
         runs: dict[str, list[wrk.WrkResult]] = {variant.key: [] for variant in variants}
+        cpu: dict[str, list[dict[str, float]]] = {variant.key: [] for variant in variants}
         for round_index in range(rounds):
             with ExitStack() as stack:
                 pairs = {
@@ -189,18 +216,22 @@ def measure(
                         seconds=WARMUP_SECONDS,
                     )
                 for variant in rotated(variants, round_index):
+                    pair = pairs[variant.key]
+                    before = pair.cpu_seconds()
                     result = wrk.run(
-                        pairs[variant.key].scoring_url,
-                        script,
-                        connections=connections,
-                        seconds=seconds,
+                        pair.scoring_url, script, connections=connections, seconds=seconds
                     )
+                    after = pair.cpu_seconds()
                     runs[variant.key].append(result)
+                    if result.requests:
+                        cpu[variant.key].append(
+                            {name: (after[name] - before[name]) / result.requests for name in after}
+                        )
         if any(variant.to_sink for variant in variants) and sink.exports == 0:
             raise ObslabError(
                 f"no variant exported spans to the OTLP sink; see the logs under {root}"
             )
-        return [summarise(variant, runs[variant.key]) for variant in variants]
+        return [summarise(variant, runs[variant.key], cpu[variant.key]) for variant in variants]
 
 
 def _pair(variant: Variant, slot: int, home: Path, root: Path, sink: _Sink) -> ServicePair:

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
+import psutil
+
 from obslab.errors import ObslabError
 from obslab.processes import ProcessSpec, Supervisor, port_in_use
 from obslab.stack import gunicorn_argv
@@ -63,6 +65,17 @@ class ServicePair:
             ),
         ]
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time (user + system) each service has used so far: its gunicorn master and
+        workers, read from the kernel. Differences over a load run show where the work went."""
+        used = {}
+        for spec in self._specs:
+            pid = self._supervisor.pid(spec.name)
+            if pid is None:
+                raise ObslabError(f"{spec.name} is not running; see {spec.log}")
+            used[spec.name.removesuffix(f"-{self.name}")] = tree_cpu_seconds(pid)
+        return used
+
     def _gunicorn(
         self, service: AppService, port: int, env: dict[str, str], agent: bool
     ) -> ProcessSpec:
@@ -105,6 +118,19 @@ class ServicePair:
 
     def stop(self) -> None:
         self._supervisor.stop([spec.name for spec in self._specs])
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of ``pid`` and of its descendants still running."""
+    root = psutil.Process(pid)
+    used = 0.0
+    for process in (root, *root.children(recursive=True)):
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:  # a worker that exited meanwhile
+            continue
+        used += times.user + times.system
+    return used
 
 
 def _port(service: AppService, slot: int) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bench import overhead
 from bench.overhead import VARIANTS, Summary, Variant
 from bench.wrk import WrkResult
@@ -68,3 +70,46 @@ def test_a_dead_trace_backend_is_set_beside_the_same_exporter_alive_by_latency()
     rows = overhead.rows([_summary("a", 400), _summary("b", 300), down, _summary("f", 300)])
 
     assert _by(rows, "e vs f", "p50 latency ratio").value == "1.50"
+
+
+def test_cpu_per_request_is_a_median_per_service_and_b_shows_what_it_adds() -> None:
+    variant = next(variant for variant in VARIANTS if variant.key == "b")
+    runs = [WrkResult(requests=1000, seconds=10, errors=0, p50=0.01, p99=0.02)] * 3
+    cpu = [
+        {"features": 0.0006, "scoring": 0.0020},
+        {"features": 0.0008, "scoring": 0.0016},
+        {"features": 0.0007, "scoring": 0.0018},
+    ]
+    full = overhead.summarise(variant, runs, cpu)
+    assert full.cpu == {"features": 0.0007, "scoring": 0.0018}
+
+    baseline = Summary(VARIANTS[0], 400, 0.01, 0.02, 0, cpu={"features": 0.0005, "scoring": 0.0012})
+    rows = overhead.rows([baseline, full])
+
+    assert _by(rows, "b: obslab, traces 100%", "CPU per request").value == (
+        "features 700 µs, scoring 1800 µs"
+    )
+    assert _by(rows, "b - a", "CPU per request added").value == (
+        "features +200 µs (+40%), scoring +600 µs (+50%)"
+    )
+
+
+def test_without_cpu_figures_there_are_no_cpu_rows() -> None:
+    rows = overhead.rows([_summary("a", 400), _summary("b", 360)])
+    assert not [row for row in rows if "CPU" in row.measure]
+
+
+def test_a_short_run_measures_throughput_and_each_services_cpu(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Real gunicorn pairs under wrk, one short round: the benchmark works end to end."""
+    # Beside a user's stack, the live suite's (20000-29000) and the benchmark stacks' (30000+).
+    monkeypatch.setenv("OBSLAB_PORT_OFFSET", "33000")
+    chosen = [variant for variant in VARIANTS if variant.key in ("a", "b")]
+
+    summaries = overhead.measure(chosen, rounds=1, seconds=2, connections=2)
+
+    for summary in summaries:
+        assert summary.rate > 0 and summary.errors == 0, summary
+        assert set(summary.cpu) == {"features", "scoring"}
+        assert all(seconds > 0 for seconds in summary.cpu.values()), summary
