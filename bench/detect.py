@@ -48,10 +48,16 @@ the fill is the least s whose mix has a PSI above the level, times the window
 (``psi_fill``). The drifted shares are the load's own applicants under the fault's profile,
 binned on the model's training deciles.
 
+A memory leak (``MemoryGrowth``) has no share either: ``predict_linear`` and ``deriv`` fit a
+line to the window, and the prediction passes the limit once enough of the window holds the
+ramp (``growth_fill``, in closed form). How soon depends on where the memory starts: the
+highest resident memory of the fault's instances, read from Prometheus just before the
+injection, the one input that is state rather than definition.
+
 All come from the rule's thresholds (``alerts/thresholds.yaml``), the fault's definition and
-the load's, never from a measurement (``onsets``); a pair with no derivation keeps the
-two-sample fill, as if the fault showed in full at once. The goal is a measured/bound ratio
-of at most 1.25.
+the load's, never from a measurement of the fault's effect (``onsets``); a pair with no
+derivation keeps the two-sample fill, as if the fault showed in full at once. The goal is a
+measured/bound ratio of at most 1.25.
 """
 
 from __future__ import annotations
@@ -253,6 +259,36 @@ def psi_fill(
     return high * window
 
 
+def growth_fill(
+    rate: float, window: float, horizon: float, start: float, limit: float, min_growth: float
+) -> float:
+    """Seconds a leak of ``rate`` bytes a second must run before ``predict_linear`` over a
+    ``window``-second window, ``horizon`` seconds ahead, passes ``limit`` from ``start`` bytes,
+    while ``deriv`` over the same window passes ``min_growth``.
+
+    Both fit a least-squares line to the window. With the leak x seconds old (x <= window),
+    the line through flat memory and then a ramp has the slope 3 rate x² / window² x
+    (1 - 2x / (3 window)), and at the window's end the value start + rate x² / (2 window) +
+    slope x window / 2; the prediction adds slope x horizon. Both grow with x, so the least x
+    is found by bisection. Beyond the window the line is the ramp itself.
+    """
+    if rate <= min_growth:
+        raise ValueError(f"a leak of {rate:g} B/s never passes a growth of {min_growth:g} B/s")
+
+    def holds(x: float) -> bool:
+        slope = 3 * rate * x**2 / window**2 * (1 - 2 * x / (3 * window))
+        level = start + rate * x**2 / (2 * window) + slope * (window / 2 + horizon)
+        return slope > min_growth and level > limit
+
+    if not holds(window):
+        return max(window, (limit - start) / rate - horizon)
+    low, high = 0.0, window
+    while high - low > 0.01:
+        middle = (low + high) / 2
+        low, high = (low, middle) if holds(middle) else (middle, high)
+    return high
+
+
 def job_error_share(failing: float) -> float:
     """Scoring's 5xx share when ``failing`` of its predictions fail: the load also reports
     the outcome of a share of the accepted ones, on /feedback requests that succeed."""
@@ -313,6 +349,9 @@ class Scene:
     fault: str
     params: Mapping[str, Any]
     thresholds: Profile
+    #: The highest resident memory among the fault's instances when it starts, in bytes;
+    #: None when unknown (MemoryGrowth then keeps the two-sample fill).
+    resident_bytes: float | None = None
 
     def fill(
         self,
@@ -405,14 +444,32 @@ def _cpu_hog(scene: Scene) -> dict[str, float]:
     return {"HighLatency": latency + fill_seconds(P95_TAIL, 1.0, window)}
 
 
+def _memory_leak(scene: Scene) -> dict[str, float]:
+    # Not a share: the prediction of a line fitted to the window must pass the limit, and how
+    # soon depends on where the memory starts, read just before the injection.
+    if scene.resident_bytes is None:
+        return {}
+    fill = growth_fill(
+        rate=scene.params["mb_per_second"] * 2**20,
+        window=scene.thresholds.seconds("memory.window"),
+        horizon=scene.thresholds.seconds("memory.horizon"),
+        start=scene.resident_bytes,
+        limit=scene.thresholds.number("memory.limit_bytes"),
+        min_growth=scene.thresholds.number("memory.min_growth_bytes_per_second"),
+    )
+    return {"MemoryGrowth": fill}
+
+
 def _concept_drift(scene: Scene) -> dict[str, float]:
     drop = concept_drift_accuracy_drop(load_stack().scoring.release.model_version)
     delay = DEFAULT_FEEDBACK_DELAY[scene.thresholds.name]
     return {"ModelAccuracyDrop": delay + scene.fill("accuracy.max_drop", drop, "accuracy.window")}
 
 
-#: Per fault, its alerts' onsets. Memory growth has no share: its fault keeps the two-sample
-#: fill.
+#: Faults whose onset depends on the state they start from, read just before the injection.
+STATEFUL = frozenset({"memory-leak"})
+
+#: Per fault, its alerts' onsets.
 ONSETS: dict[str, Callable[[Scene], dict[str, float]]] = {
     "data-drift": _feature_drift,
     "unit-change": _feature_drift,
@@ -424,20 +481,31 @@ ONSETS: dict[str, Callable[[Scene], dict[str, float]]] = {
     "missing-features": _missing_features,
     "cpu-hog": _cpu_hog,
     "concept-drift": _concept_drift,
+    "memory-leak": _memory_leak,
 }
 
 
-def onsets(name: str, params: Mapping[str, str], profile: str) -> dict[str, float]:
-    """Seconds fault ``name`` with ``params`` must be in each alert's window, by alert."""
+def onsets(
+    name: str, params: Mapping[str, str], profile: str, *, resident_bytes: float | None = None
+) -> dict[str, float]:
+    """Seconds fault ``name`` with ``params`` must be in each alert's window, by alert;
+    ``resident_bytes`` is the highest resident memory of the fault's instances at its start."""
     derive = ONSETS.get(name)
     if derive is None:
         return {}
-    return derive(Scene(name, faults.get(name).resolve(params), load_profile(profile)))
+    resolved = faults.get(name).resolve(params)
+    return derive(Scene(name, resolved, load_profile(profile), resident_bytes))
 
 
-def fault_bounds(name: str, bounds: Mapping[str, Bound], profile: str) -> dict[str, Bound]:
-    """The bound of each alert of fault ``name``."""
-    onset = onsets(name, PARAMS.get(name, {}), profile)
+def fault_bounds(
+    name: str,
+    bounds: Mapping[str, Bound],
+    profile: str,
+    *,
+    resident_bytes: float | None = None,
+) -> dict[str, Bound]:
+    """The bound of each alert of fault ``name`` (``resident_bytes`` as in ``onsets``)."""
+    onset = onsets(name, PARAMS.get(name, {}), profile, resident_bytes=resident_bytes)
     return {
         alert: bounds[alert].with_onset(onset.get(alert, 0.0)) for alert in faults.get(name).alerts
     }
@@ -531,6 +599,10 @@ def measure_fault(
     settle = max(MIN_TIMEOUT, PATIENCE * max(bound.seconds for bound in bounds.values()))
     wait_quiet(lab, set(fault.alerts) | set(fault.may_alert) | SETTLE_ALERTS, settle)
     time.sleep(max(0.0, since + max(b.window for b in bounds.values()) - time.time()))
+    if name in STATEFUL:
+        resident = lab.query(f'max(process_resident_memory_bytes{{job="{fault.service}"}})')
+        onset = onsets(name, PARAMS.get(name, {}), profile, resident_bytes=resident)
+        bounds = {alert: bound.with_onset(onset.get(alert, 0.0)) for alert, bound in bounds.items()}
     timeout = {alert: max(MIN_TIMEOUT, PATIENCE * bounds[alert].seconds) for alert in fault.alerts}
     faults.inject(name, PARAMS.get(name), duration=max(timeout.values()) + 60)
     injected = time.time()

@@ -15,6 +15,7 @@ import requests
 
 from loadgen.profile import Profile
 from obslab import stack as native
+from obslab.errors import ObslabError
 from obslab.stackconfig import ConfigError, load_stack, port_offset_from_env
 
 #: The benchmark's stacks run this far above the user's port offset: beside a user's stack,
@@ -34,6 +35,17 @@ class Lab:
     @property
     def profile_file(self) -> Path:
         return self.home / "load" / "profile.json"
+
+    def query(self, expr: str) -> float:
+        """The value of the instant query ``expr``, which must give one sample."""
+        response = requests.get(
+            f"{self.urls['prometheus']}/api/v1/query", params={"query": expr}, timeout=5
+        )
+        response.raise_for_status()
+        result = response.json()["data"]["result"]
+        if len(result) != 1:
+            raise ObslabError(f"{expr} gave {len(result)} samples, not one")
+        return float(result[0]["value"][1])
 
     def firing(self) -> list[dict]:
         """Alerts firing in Prometheus now."""

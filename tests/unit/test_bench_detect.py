@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 
+import numpy as np
 import pytest
 
 from alerts.rules import build_rules, psi
@@ -18,6 +19,7 @@ from bench.detect import (
     alert_bounds,
     fault_bounds,
     fill_seconds,
+    growth_fill,
     job_error_share,
     onsets,
     psi_fill,
@@ -231,9 +233,70 @@ def test_a_smaller_shift_must_fill_more_of_the_window() -> None:
     assert default < smaller < load_profile("test").seconds("drift.window")
 
 
-def test_a_fault_without_a_derivation_keeps_the_two_sample_bound() -> None:
+def test_a_leak_from_unknown_memory_keeps_the_two_sample_bound() -> None:
     bounds = alert_bounds(build_rules("test"), Timing.of_profile("test"))
     assert fault_bounds("memory-leak", bounds, "test")["MemoryGrowth"] == bounds["MemoryGrowth"]
+
+
+MiB = 2**20
+#: A leak of 4 MiB/s, as the benchmark injects, under the demo profile's MemoryGrowth.
+LEAK = {"rate": 4 * MiB, "window": 600.0, "horizon": 3600.0, "limit": 512 * MiB}
+
+
+def _fitted(x: float, start: float, rate: float, window: float, horizon: float) -> tuple:
+    """What Prometheus computes from samples every 0.1 s, the leak x seconds old: the slope
+    (deriv) and the prediction (predict_linear) of the least-squares line over the window."""
+    t = np.arange(-window, 0.0, 0.1)
+    values = start + rate * np.maximum(0.0, t + x)
+    slope, level = np.polyfit(t, values, 1)
+    return slope, level + slope * horizon
+
+
+@pytest.mark.parametrize("start", [100 * MiB, 147 * MiB, 400 * MiB])
+def test_a_leak_passes_the_fitted_prediction_when_the_fill_says(start: float) -> None:
+    fill = growth_fill(start=start, min_growth=16384, **LEAK)
+    window, horizon = LEAK["window"], LEAK["horizon"]
+
+    before = _fitted(fill - 1, start, LEAK["rate"], window, horizon)
+    after = _fitted(fill + 1, start, LEAK["rate"], window, horizon)
+
+    assert before[1] < LEAK["limit"] < after[1]
+    assert after[0] > 16384
+
+
+def test_memory_that_starts_higher_passes_sooner() -> None:
+    low = growth_fill(start=100 * MiB, min_growth=16384, **LEAK)
+    high = growth_fill(start=400 * MiB, min_growth=16384, **LEAK)
+    assert 0 < high < low < LEAK["window"]
+
+
+def test_a_slow_leak_needs_more_than_its_window() -> None:
+    fill = growth_fill(
+        rate=0.01 * MiB, window=20, horizon=600, start=100 * MiB, limit=512 * MiB, min_growth=1
+    )
+    # The window is all ramp by then: the line is the leak itself.
+    assert fill == pytest.approx((412 * MiB) / (0.01 * MiB) - 600)
+
+
+def test_a_leak_no_faster_than_the_growth_threshold_never_passes() -> None:
+    with pytest.raises(ValueError, match="never passes"):
+        growth_fill(rate=1000, window=20, horizon=600, start=0, limit=1, min_growth=1000)
+
+
+def test_memory_leak_onset_reads_the_profiles_memory_rule() -> None:
+    onset = onsets("memory-leak", {"mb_per_second": "4"}, "demo", resident_bytes=147 * MiB)
+    demo = load_profile("demo")
+    assert onset["MemoryGrowth"] == pytest.approx(
+        growth_fill(
+            rate=4 * MiB,
+            window=demo.seconds("memory.window"),
+            horizon=demo.seconds("memory.horizon"),
+            start=147 * MiB,
+            limit=demo.number("memory.limit_bytes"),
+            min_growth=demo.number("memory.min_growth_bytes_per_second"),
+        )
+    )
+    assert onsets("memory-leak", {"mb_per_second": "4"}, "demo") == {}
 
 
 @pytest.mark.parametrize("profile", ["test", "demo"])
