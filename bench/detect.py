@@ -497,18 +497,15 @@ def onsets(
     return derive(Scene(name, resolved, load_profile(profile), resident_bytes))
 
 
-def fault_bounds(
-    name: str,
-    bounds: Mapping[str, Bound],
-    profile: str,
-    *,
-    resident_bytes: float | None = None,
-) -> dict[str, Bound]:
-    """The bound of each alert of fault ``name`` (``resident_bytes`` as in ``onsets``)."""
-    onset = onsets(name, PARAMS.get(name, {}), profile, resident_bytes=resident_bytes)
-    return {
-        alert: bounds[alert].with_onset(onset.get(alert, 0.0)) for alert in faults.get(name).alerts
-    }
+def fault_bounds(name: str, bounds: Mapping[str, Bound], profile: str) -> dict[str, Bound]:
+    """The bound of each alert of fault ``name``."""
+    mine = {alert: bounds[alert] for alert in faults.get(name).alerts}
+    return with_onsets(mine, onsets(name, PARAMS.get(name, {}), profile))
+
+
+def with_onsets(bounds: Mapping[str, Bound], onset: Mapping[str, float]) -> dict[str, Bound]:
+    """``bounds`` for a fault that must be in each alert's window ``onset[alert]`` seconds."""
+    return {alert: bound.with_onset(onset.get(alert, 0.0)) for alert, bound in bounds.items()}
 
 
 @dataclass(frozen=True)
@@ -601,8 +598,9 @@ def measure_fault(
     time.sleep(max(0.0, since + max(b.window for b in bounds.values()) - time.time()))
     if name in STATEFUL:
         resident = lab.query(f'max(process_resident_memory_bytes{{job="{fault.service}"}})')
-        onset = onsets(name, PARAMS.get(name, {}), profile, resident_bytes=resident)
-        bounds = {alert: bound.with_onset(onset.get(alert, 0.0)) for alert, bound in bounds.items()}
+        bounds = with_onsets(
+            bounds, onsets(name, PARAMS.get(name, {}), profile, resident_bytes=resident)
+        )
     timeout = {alert: max(MIN_TIMEOUT, PATIENCE * bounds[alert].seconds) for alert in fault.alerts}
     faults.inject(name, PARAMS.get(name), duration=max(timeout.values()) + 60)
     injected = time.time()

@@ -35,6 +35,14 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float = STARTUP_
     raise AssertionError(f"gave up waiting for {what}")
 
 
+def clean_environ() -> dict[str, str]:
+    """The test run's environment without ``OBSLAB_`` and ``OTEL_`` settings: a service a
+    test starts takes its settings from the test alone."""
+    return {
+        key: value for key, value in os.environ.items() if not key.startswith(("OBSLAB_", "OTEL_"))
+    }
+
+
 def answers(url: str) -> bool:
     try:
         return requests.get(url, timeout=1).ok

@@ -8,7 +8,6 @@ would queue for the whole delay.
 from __future__ import annotations
 
 import dataclasses
-import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ import requests
 from app.faults import wait_unless_hung_up
 from obslab.stack import gunicorn_argv
 from obslab.stackconfig import load_stack
-from tests.unit.processes import Process, free_port
+from tests.unit.processes import Process, clean_environ, free_port
 
 TOKEN = "slow-dependency-test-token"
 #: The longest delay the fault takes, twice every timeout below: a request that waits for
@@ -35,10 +34,7 @@ FOREVER = 3600.0
 @pytest.fixture
 def features(tmp_path: Path) -> Iterator[str]:
     """features under gunicorn with one request thread and the admin API on; its URL."""
-    env = {
-        key: value for key, value in os.environ.items() if not key.startswith(("OBSLAB_", "OTEL_"))
-    }
-    env |= {
+    env = clean_environ() | {
         "OBSLAB_HOME": str(tmp_path / "home"),
         "OBSLAB_ADMIN_ENABLED": "true",
         "OBSLAB_ADMIN_TOKEN": TOKEN,

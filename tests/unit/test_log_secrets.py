@@ -7,7 +7,6 @@ headers and personal data in bodies.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from app.scoring import create_app as create_scoring
 from app.telemetry import hash_customer_id
 from obslab.stack import gunicorn_argv
 from obslab.stackconfig import AppService, load_stack
-from tests.unit.processes import Process, free_port
+from tests.unit.processes import Process, clean_environ, free_port
 
 ADMIN_TOKEN = "adm1n-T0ken-never-logged"
 GUESSED_TOKEN = "gu3ssed-T0ken-never-logged"
@@ -67,10 +66,7 @@ def test_the_admin_api_is_off_by_default(app_without_admin: Flask, method: str) 
 def services(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """Scoring and features under gunicorn with the admin API on; the scoring URL, the logs."""
     logs = tmp_path / "logs"
-    env = {
-        key: value for key, value in os.environ.items() if not key.startswith(("OBSLAB_", "OTEL_"))
-    }
-    env |= {
+    env = clean_environ() | {
         "OBSLAB_HOME": str(tmp_path / "home"),
         "OBSLAB_ADMIN_ENABLED": "true",
         "OBSLAB_ADMIN_TOKEN": ADMIN_TOKEN,
