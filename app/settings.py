@@ -1,7 +1,8 @@
 """Where runtime state lives, and the settings every service reads.
 
 Services read their settings from the environment with the ``OBSLAB_`` prefix
-(``app.config.from_prefixed_env``); the standard ``OTEL_*`` variables are left to
+(``app.config.from_prefixed_env``: JSON values, except that a setting whose default is text
+is taken as written); the standard ``OTEL_*`` variables are left to
 OpenTelemetry.
 """
 
@@ -48,6 +49,11 @@ def load_config(
     app.config.from_mapping(SERVICE_DEFAULTS)
     app.config.from_mapping(defaults)
     app.config.from_prefixed_env("OBSLAB")
+    # from_prefixed_env decodes every value as JSON, which turns version 1.10 into the number
+    # 1.1, a commit 4e12345 into infinity and a token 1e3 into 1000.0. Text is taken as written.
+    for key, default in {**SERVICE_DEFAULTS, **defaults}.items():
+        if isinstance(default, str) and (raw := os.environ.get(f"OBSLAB_{key}")) is not None:
+            app.config[key] = raw
     app.config.from_mapping(overrides or {})
     if app.config.get("LOG_FILE") is None:
         name = app.config["INSTANCE"] or service
