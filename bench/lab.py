@@ -22,6 +22,8 @@ from obslab.stackconfig import ConfigError, load_stack, port_offset_from_env
 #: the live suite's (28000-29093) and the benchmark pairs (``bench.pair``), and below the
 #: kernel's ephemeral ports (32768-60999 on Linux), which any outgoing connection may hold.
 PORT_SHIFT = 22000
+#: Where Linux keeps its ephemeral port range.
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 #: Requests a second of background traffic, as the live suite sends.
 LOAD_RATE = 20.0
 
@@ -55,18 +57,38 @@ class Lab:
         return [a for a in response.json()["data"]["alerts"] if a["state"] == "firing"]
 
 
-def shifted_port_offset() -> int:
+def shifted_port_offset(ephemeral: range | None = None) -> int:
     """The port offset of the benchmark's stacks: the user's plus :data:`PORT_SHIFT`, checked
-    against stack.yaml before anything starts."""
+    against stack.yaml and against the kernel's ephemeral ports (``ephemeral``, read from
+    :data:`EPHEMERAL_RANGE_FILE` when None) before anything starts."""
     user = port_offset_from_env()
     try:
-        load_stack(port_offset=user + PORT_SHIFT)
+        stack = load_stack(port_offset=user + PORT_SHIFT)
     except ConfigError as error:
         raise ConfigError(
             f"benchmark stacks run {PORT_SHIFT} above OBSLAB_PORT_OFFSET ({user}), "
             f"so lower it: {error}"
         ) from None
+    ephemeral = ephemeral_ports() if ephemeral is None else ephemeral
+    taken = [(key, port) for key, port in stack.ports() if port in ephemeral]
+    if taken:
+        key, port = taken[0]
+        raise ConfigError(
+            f"benchmark stacks run {PORT_SHIFT} above OBSLAB_PORT_OFFSET ({user}), which puts "
+            f"{key} on port {port}, among the kernel's ephemeral ports "
+            f"{ephemeral.start}-{ephemeral.stop - 1} ({EPHEMERAL_RANGE_FILE}) that any outgoing "
+            f"connection may hold; lower OBSLAB_PORT_OFFSET"
+        )
     return user + PORT_SHIFT
+
+
+def ephemeral_ports() -> range:
+    """The ports the kernel hands to outgoing connections (none where it does not say)."""
+    try:
+        low, high = map(int, EPHEMERAL_RANGE_FILE.read_text().split())
+    except (OSError, ValueError):
+        return range(0)
+    return range(low, high + 1)
 
 
 @contextlib.contextmanager

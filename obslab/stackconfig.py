@@ -87,6 +87,23 @@ class StackConfig:
     locust: LoadConfig
     profiles: Mapping[str, Profile]
 
+    def ports(self) -> list[tuple[str, int]]:
+        """Every port the stack listens on, each beside the stack.yaml key that sets it."""
+        claims = []
+        for service in (self.scoring, self.features):
+            claims.append((f"services.{service.name}.port", service.port))
+            claims.extend(
+                (f"services.{service.name}.instance_port", service.instance_port + index)
+                for index in range(service.instances)
+            )
+        return [
+            *claims,
+            ("services.oncall.port", self.oncall.port),
+            ("services.prometheus.port", self.prometheus_port),
+            ("services.alertmanager.port", self.alertmanager_port),
+            ("services.locust.port", self.locust.port),
+        ]
+
     def profile(self, name: str) -> Profile:
         try:
             return self.profiles[name]
@@ -200,20 +217,7 @@ class _Reader:
 
     def check_ports_distinct(self, stack: StackConfig) -> None:
         owners: dict[int, str] = {}
-        claims = []
-        for service in (stack.scoring, stack.features):
-            claims.append((f"services.{service.name}.port", service.port))
-            claims.extend(
-                (f"services.{service.name}.instance_port", service.instance_port + index)
-                for index in range(service.instances)
-            )
-        claims += [
-            ("services.oncall.port", stack.oncall.port),
-            ("services.prometheus.port", stack.prometheus_port),
-            ("services.alertmanager.port", stack.alertmanager_port),
-            ("services.locust.port", stack.locust.port),
-        ]
-        for key, port in claims:
+        for key, port in stack.ports():
             if port in owners:
                 raise self.error(key, f"port {port} is also used by {owners[port]}")
             owners[port] = key
