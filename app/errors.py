@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Flask, jsonify
+from types import TracebackType
+
+import structlog
+from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
+
+from app.telemetry.http_metrics import UNMATCHED
+from app.telemetry.request_hooks import logs_failure
 
 
 class RequestError(Exception):
@@ -15,6 +21,29 @@ class RequestError(Exception):
 
     def body(self) -> dict[str, str]:
         return {"error": self.message} | ({"field": self.field} if self.field else {})
+
+
+class Service(Flask):
+    """Flask as obslab's services run it: an unhandled exception is logged once, as JSON.
+
+    Flask's own log of it is a plain-text traceback under the raw path, and paths carry
+    customer ids. The request log line already carries the exception when telemetry is on;
+    otherwise it is logged here, under the route template.
+    """
+
+    def log_exception(
+        self,
+        exc_info: tuple[type, BaseException, TracebackType] | tuple[None, None, None],
+    ) -> None:
+        if logs_failure(request.environ):
+            return
+        rule = request.url_rule
+        structlog.get_logger("obslab.errors").error(
+            "unhandled_exception",
+            route=rule.rule if rule is not None else UNMATCHED,
+            method=request.method,
+            exc_info=exc_info,
+        )
 
 
 def init_app(app: Flask) -> None:

@@ -17,7 +17,7 @@ from app.telemetry import configure_logging
 def create_app(
     config: Mapping[str, object] | None = None, *, tracer_provider: TracerProvider | None = None
 ) -> Flask:
-    app = Flask(__name__)
+    app = errors.Service(__name__)
     load_config(
         app, "features", {"FEATURES_DB": str(state_dir() / "features" / "customers.db")}, config
     )

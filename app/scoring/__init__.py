@@ -29,7 +29,7 @@ from app.telemetry import DependencyMetrics, ModelMetrics, configure_logging, st
 def create_app(
     config: Mapping[str, object] | None = None, *, tracer_provider: TracerProvider | None = None
 ) -> Flask:
-    app = Flask(__name__)
+    app = errors.Service(__name__)
     load_config(
         app,
         "scoring",

@@ -51,6 +51,12 @@ def request_id_from(header: str | None) -> str:
     return f"{random.getrandbits(128):032x}"
 
 
+def logs_failure(environ: dict[str, Any]) -> bool:
+    """Whether the request's log line will carry an exception that ends the request: true
+    once :class:`RequestTelemetry` has seen the request start."""
+    return _STARTED in environ
+
+
 class RequestTelemetry:
     """Flask request hooks feeding the tracer, :class:`HttpMetrics` and the request log."""
 
@@ -128,7 +134,7 @@ class RequestTelemetry:
         trace_id = format(span_context.trace_id, "032x") if sampled else None
 
         self._metrics.observe(route, method, status, seconds, trace_id)
-        if route not in QUIET_ROUTES:
+        if route not in QUIET_ROUTES or exc is not None:
             self._log_request(route, method, status, seconds, exc)
         if span is not None:
             self._end_span(span, status, exc)
