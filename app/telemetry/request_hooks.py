@@ -20,6 +20,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from werkzeug.routing import Rule
 
 from app.telemetry.http_metrics import UNMATCHED, HttpMetrics, method_label
+from app.telemetry.spans import start_span
 
 REQUEST_ID_HEADER = "X-Request-ID"
 
@@ -99,7 +100,8 @@ class RequestTelemetry:
         attributes = {"http.method": method, "http.scheme": request.scheme}
         if rule is not None:
             attributes["http.route"] = rule.rule
-        span = self._tracer.start_span(
+        span = start_span(
+            self._tracer,
             f"{method} {rule.rule}" if rule is not None else method,
             context=propagate.extract(request.headers),
             kind=SpanKind.SERVER,

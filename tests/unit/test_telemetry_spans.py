@@ -1,7 +1,9 @@
-"""Step spans: children of the current span that never become current themselves.
+"""Light spans: a request's own span, and steps, children of the current span that never
+become current themselves.
 
-Inside a sampled request a step is recorded without the SDK's span machinery; alone, it is an
-ordinary SDK span. Both must end in the same exporter with the same meaning.
+A sampled request's span and its steps are recorded without the SDK's span machinery; alone, a
+step is an ordinary SDK span. Both must end in the same exporter with the same meaning, and a
+request's span must be sampled, identified and flagged as the SDK's tracer would do it.
 """
 
 from __future__ import annotations
@@ -12,15 +14,24 @@ import orjson
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+)
+from opentelemetry.trace import SpanKind, Status, StatusCode, TraceState
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from app.telemetry import step
 from app.telemetry.otlp_json import encode_request
 from app.telemetry.outgoing import client_span
+from app.telemetry.spans import start_span
 
 
 @pytest.fixture
@@ -150,3 +161,104 @@ def test_a_client_span_hands_its_own_context_to_the_callee(
     (lookup,) = [span for span in exporter.get_finished_spans() if span.name == "feature_lookup"]
     assert lookup.kind is SpanKind.CLIENT
     assert lookup.end_time is not None
+
+
+# --- a request's own span -----------------------------------------------------------------
+
+CALLER = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+REQUEST_ATTRIBUTES = {"http.method": "POST", "http.route": "/predict"}
+
+
+def tracer_with(sampler: Sampler, exporter: InMemorySpanExporter) -> trace.Tracer:
+    provider = TracerProvider(sampler=sampler)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return provider.get_tracer("test", "1.0")
+
+
+def started_both_ways(
+    sampler: Sampler, headers: dict[str, str]
+) -> tuple[trace.Span, trace.Span, InMemorySpanExporter]:
+    """The same request's span, started by the SDK's tracer and by ``start_span``, ended."""
+    exporter = InMemorySpanExporter()
+    tracer = tracer_with(sampler, exporter)
+    spans = []
+    for start in (tracer.start_span, lambda name, **kw: start_span(tracer, name, **kw)):
+        span = start(
+            "POST /predict",
+            context=TraceContextTextMapPropagator().extract(headers),
+            kind=SpanKind.SERVER,
+            attributes=REQUEST_ATTRIBUTES,
+        )
+        span.set_attribute("http.status_code", 200)
+        span.end()
+        spans.append(span)
+    return spans[0], spans[1], exporter
+
+
+@pytest.mark.parametrize("headers", [{}, CALLER], ids=["new trace", "caller's trace"])
+def test_a_request_span_is_recorded_as_the_sdk_records_it(headers: dict[str, str]) -> None:
+    by_sdk, light, exporter = started_both_ways(ParentBased(ALWAYS_ON), headers)
+    sdk_span, light_span = exporter.get_finished_spans()
+
+    # Not the SDK's span object, but the same finished span from it.
+    assert isinstance(by_sdk, SdkSpan) and not isinstance(light, SdkSpan)
+
+    for finished in (sdk_span, light_span):
+        assert finished.name == "POST /predict"
+        assert finished.kind is SpanKind.SERVER
+        assert dict(finished.attributes or {}) == {**REQUEST_ATTRIBUTES, "http.status_code": 200}
+    assert light_span.resource is sdk_span.resource
+    assert light_span.instrumentation_scope == sdk_span.instrumentation_scope
+    assert light_span.context.trace_flags == sdk_span.context.trace_flags
+    assert light_span.context.trace_flags.sampled
+    if headers:
+        for finished in (sdk_span, light_span):
+            assert format(finished.context.trace_id, "032x") == CALLER["traceparent"][3:35]
+            assert finished.parent is not None and finished.parent.is_remote
+            assert format(finished.parent.span_id, "016x") == CALLER["traceparent"][36:52]
+    else:
+        assert light_span.parent is None
+        assert light_span.context.trace_id != sdk_span.context.trace_id
+
+
+def test_a_request_span_the_sampler_drops_still_carries_a_trace() -> None:
+    by_sdk, light, exporter = started_both_ways(ALWAYS_OFF, {})
+    assert exporter.get_finished_spans() == ()
+    assert not light.is_recording()
+    assert light.get_span_context().is_valid
+    assert light.get_span_context().trace_flags == by_sdk.get_span_context().trace_flags
+    assert not light.get_span_context().trace_flags.sampled
+
+
+def test_a_request_span_continues_an_unsampled_caller_unsampled() -> None:
+    unsampled = {"traceparent": CALLER["traceparent"][:-2] + "00"}
+    _, light, exporter = started_both_ways(ParentBased(ALWAYS_ON), unsampled)
+    assert exporter.get_finished_spans() == ()
+    assert format(light.get_span_context().trace_id, "032x") == CALLER["traceparent"][3:35]
+
+
+class _Tagging(Sampler):
+    """Samples everything, and adds an attribute and a trace state entry, as samplers may."""
+
+    def should_sample(self, parent_context, trace_id, name, kind=None, attributes=None, links=None):
+        return SamplingResult(
+            Decision.RECORD_AND_SAMPLE,
+            {**(attributes or {}), "sampler.rule": "all"},
+            TraceState([("obslab", "tagged")]),
+        )
+
+    def get_description(self) -> str:
+        return "Tagging"
+
+
+def test_a_request_span_takes_the_sampler_s_attributes_and_trace_state() -> None:
+    _, light, exporter = started_both_ways(_Tagging(), {})
+    _, light_span = exporter.get_finished_spans()
+    assert light_span.attributes["sampler.rule"] == "all"
+    assert light.get_span_context().trace_state.get("obslab") == "tagged"
+
+
+def test_under_another_tracer_a_request_span_is_that_tracer_s() -> None:
+    span = start_span(trace.NoOpTracer(), "POST /predict", kind=SpanKind.SERVER)
+    assert not span.is_recording()
+    assert not span.get_span_context().is_valid
