@@ -62,7 +62,9 @@ def start_span(
     trace_id = parent.trace_id if parent is not None else ids.generate_trace_id()
     sampling = tracer.sampler.should_sample(context, trace_id, name, kind, attributes)
     flags = TraceFlags.SAMPLED if sampling.decision.is_sampled() else TraceFlags.DEFAULT
-    if parent.trace_flags.random_trace_id if parent is not None else ids.is_trace_id_random():
+    # W3C's random-trace-id flag, as the SDK sets it: the caller's word, else the generator's.
+    random_id = ids.is_trace_id_random() if parent is None else parent.trace_flags.random_trace_id
+    if random_id:
         flags |= TraceFlags.RANDOM_TRACE_ID
     own = SpanContext(
         trace_id,

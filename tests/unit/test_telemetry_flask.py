@@ -280,6 +280,23 @@ def test_a_failed_request_logs_its_exception(app: Flask) -> None:
     assert isinstance(line["exc_info"], RuntimeError)
 
 
+def test_a_quiet_route_is_logged_when_it_fails(app: Flask) -> None:
+    """Health checks are not logged, but one that raises must not vanish."""
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+
+    @app.get("/readyz")
+    def readyz() -> str:
+        raise RuntimeError("not ready")
+
+    with structlog.testing.capture_logs() as logs:
+        app.test_client().get("/healthz")
+        app.test_client().get("/readyz")
+
+    (line,) = logs
+    assert (line["route"], line["status"]) == ("/readyz", 500)
+    assert isinstance(line["exc_info"], RuntimeError)
+
+
 def test_telemetry_off_records_nothing_but_still_serves_metrics(
     registry: CollectorRegistry,
     tracer_provider: TracerProvider,
