@@ -1,9 +1,8 @@
 """Where runtime state lives, and the settings every service reads.
 
 Services read their settings from the environment with the ``OBSLAB_`` prefix
-(``app.config.from_prefixed_env``: JSON values, except that a setting whose default is text
-is taken as written); the standard ``OTEL_*`` variables are left to
-OpenTelemetry.
+(:func:`from_prefixed_env`: JSON values, except that a setting whose default is text is taken
+as written); the standard ``OTEL_*`` variables are left to OpenTelemetry.
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from flask import Flask
+from flask import Config, Flask
 
 #: Defaults shared by both services; each key is overridden by ``OBSLAB_<KEY>``.
 SERVICE_DEFAULTS: dict[str, object] = {
@@ -35,6 +34,17 @@ def state_dir() -> Path:
     return Path(os.environ.get("OBSLAB_HOME") or ".obslab").resolve()
 
 
+def from_prefixed_env(config: Config, prefix: str) -> None:
+    """``config.from_prefixed_env(prefix)``, except that a setting whose value is text so far
+    is taken as written: Flask decodes every value as JSON, which turns version 1.10 into the
+    number 1.1, a commit 4e12345 into infinity and a token 1e3 into 1000.0."""
+    text = [key for key, value in config.items() if isinstance(value, str)]
+    config.from_prefixed_env(prefix)
+    for key in text:
+        if (raw := os.environ.get(f"{prefix}_{key}")) is not None:
+            config[key] = raw
+
+
 def load_config(
     app: Flask,
     service: str,
@@ -48,12 +58,7 @@ def load_config(
     """
     app.config.from_mapping(SERVICE_DEFAULTS)
     app.config.from_mapping(defaults)
-    app.config.from_prefixed_env("OBSLAB")
-    # from_prefixed_env decodes every value as JSON, which turns version 1.10 into the number
-    # 1.1, a commit 4e12345 into infinity and a token 1e3 into 1000.0. Text is taken as written.
-    for key, default in {**SERVICE_DEFAULTS, **defaults}.items():
-        if isinstance(default, str) and (raw := os.environ.get(f"OBSLAB_{key}")) is not None:
-            app.config[key] = raw
+    from_prefixed_env(app.config, "OBSLAB")
     app.config.from_mapping(overrides or {})
     if app.config.get("LOG_FILE") is None:
         name = app.config["INSTANCE"] or service

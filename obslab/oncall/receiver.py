@@ -8,7 +8,6 @@ problem, and Alertmanager's retries of a stored notification are absorbed by the
 from __future__ import annotations
 
 import hmac
-import os
 import re
 import sqlite3
 from collections.abc import Mapping
@@ -24,7 +23,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from app import errors
 from app.errors import RequestError
-from app.settings import state_dir
+from app.settings import from_prefixed_env, state_dir
 from obslab.errors import ObslabError
 from obslab.oncall.metrics import OncallMetrics, RejectReason
 from obslab.oncall.payload import STATUSES, PayloadError, parse_notification
@@ -33,9 +32,6 @@ from obslab.oncall.store import PageStore
 ENV_PREFIX = "OBSLAB"
 DEFAULT_MAX_BODY = 1024 * 1024
 
-# from_prefixed_env decodes values as JSON, which would turn a token such as 12345 into a
-# number; these settings are taken from the environment exactly as written.
-_VERBATIM_SETTINGS = ("ONCALL_TOKEN", "ONCALL_DB")
 _FILTERS = ("alertname", "status")
 # Prometheus requires alert names to be metric names.
 _ALERTNAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
@@ -59,10 +55,8 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     """The receiver; settings come from ``OBSLAB_*`` variables, then from ``config``."""
     app = Flask(__name__)
     app.config.update(ONCALL_TOKEN="", ONCALL_DB="", MAX_CONTENT_LENGTH=DEFAULT_MAX_BODY)
-    app.config.from_prefixed_env(ENV_PREFIX)
-    for key in _VERBATIM_SETTINGS:
-        if (raw := os.environ.get(f"{ENV_PREFIX}_{key}")) is not None:
-            app.config[key] = raw
+    # Text settings (the token, the database path) are taken as written, never as JSON.
+    from_prefixed_env(app.config, ENV_PREFIX)
     app.config.update(config or {})
     _check_max_body(app.config["MAX_CONTENT_LENGTH"])
     app.extensions["oncall"] = _Oncall(
