@@ -73,13 +73,14 @@ def create_app(
                 call.outcome = error.outcome
                 raise RequestError(503, "features service unavailable") from None
         features = applicant.features | history
+        model_metrics.observe_inputs(features)
         with step(tracer, "inference") as span:
             extra = change(features) if change else {}
             probability = model.predict_proba(features)
             decision = model.decide(probability)
             span.set_attribute("model.version", model.version)
             span.set_attribute("model.decision", decision)
-        model_metrics.observe_prediction(features, probability, decision)
+        model_metrics.observe_prediction(probability, decision)
         prediction_id = uuid.uuid4().hex
         store.record(prediction_id, model.version, decision, probability)
         if tel.enabled:

@@ -133,21 +133,30 @@ class ModelMetrics:
         for outcome in FEEDBACK_OUTCOMES:
             feedback.labels(version, outcome)
 
-    def observe_prediction(
-        self, features: Mapping[str, float | None], score: float, decision: str
-    ) -> None:
-        """Count one prediction; a feature that is None or absent counts as missing."""
+    def observe_inputs(self, features: Mapping[str, float | None]) -> None:
+        """Count the inputs handed to the model; a feature that is None or absent counts as
+        missing.
+
+        Called before inference, so the inputs of a request the model then fails on still
+        count: a release that fails on some applicants must not look like their features
+        drifted away (their bins would empty while the population stayed the same).
+        """
         if not self._enabled:
             return
-        decided = self._decisions.get(decision)
-        if decided is None:
-            raise ValueError(f"decision must be one of {DECISIONS}, got {decision!r}")
         for name, bin_index, bins, missing in self._features:
             value = features.get(name)
             if value is None:
                 missing.inc()
             else:
                 bins[bin_index(value)].inc()
+
+    def observe_prediction(self, score: float, decision: str) -> None:
+        """Count one prediction: its score and its decision."""
+        if not self._enabled:
+            return
+        decided = self._decisions.get(decision)
+        if decided is None:
+            raise ValueError(f"decision must be one of {DECISIONS}, got {decision!r}")
         self._score.observe(score)
         self._score_bins[self._score_bin_index(score)].inc()
         decided.inc()

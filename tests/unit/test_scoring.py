@@ -190,6 +190,26 @@ def test_erroring_release_fails_only_its_subset(tmp_path, features_url):
     assert client.post("/predict", json=APPLICANT | {"debt_ratio": 0.55}).status_code == 500
 
 
+def test_inputs_count_even_when_the_model_fails_on_them(tmp_path, features_url):
+    # Otherwise a release that fails on high debt ratios empties their bins, and the
+    # unchanged population pages as FeatureDrift.
+    app = scoring(tmp_path, features_url, SERVICE_VERSION="1.2.0")
+    assert (
+        app.test_client().post("/predict", json=APPLICANT | {"debt_ratio": 0.55}).status_code == 500
+    )
+
+    def binned(feature: str) -> float:
+        return sum(
+            sample(app, "model_feature_bin_total", model_version="m2", feature=feature, bin=str(b))
+            for b in range(10)
+        )
+
+    assert binned("debt_ratio") == 1
+    assert binned("income") == 1
+    assert sample(app, "model_prediction_score_count", model_version="m2") == 0
+    assert sample(app, "model_score_bin_total", model_version="m2", bin="0") == 0
+
+
 def test_miscalibrated_release_ships_its_model(tmp_path, features_url):
     client = scoring(tmp_path, features_url, SERVICE_VERSION="1.4.0").test_client()
     body = client.post("/predict", json=APPLICANT).get_json()

@@ -52,8 +52,10 @@ def test_every_series_exists_at_zero_with_the_training_shares(
 def test_a_prediction_is_binned_per_feature_and_score(
     model: ModelMetrics, registry: CollectorRegistry
 ) -> None:
-    model.observe_prediction({"income": 60_000.0, "age": 25.0}, 0.55, "decline")
-    model.observe_prediction({"income": 10_000.0, "age": 31.0}, 0.1, "approve")
+    model.observe_inputs({"income": 60_000.0, "age": 25.0})
+    model.observe_prediction(0.55, "decline")
+    model.observe_inputs({"income": 10_000.0, "age": 31.0})
+    model.observe_prediction(0.1, "approve")
 
     assert sample(registry, "model_feature_bin_total", feature="income", bin="2") == 1
     assert sample(registry, "model_feature_bin_total", feature="income", bin="0") == 1
@@ -71,7 +73,7 @@ def test_a_prediction_is_binned_per_feature_and_score(
 def test_missing_inputs_are_counted_and_not_binned(
     model: ModelMetrics, registry: CollectorRegistry
 ) -> None:
-    model.observe_prediction({"income": None}, 0.3, "approve")
+    model.observe_inputs({"income": None})
 
     assert sample(registry, "model_feature_missing_total", feature="income") == 1
     assert sample(registry, "model_feature_missing_total", feature="age") == 1
@@ -83,10 +85,10 @@ def test_an_unknown_decision_is_rejected_before_counting(
     model: ModelMetrics, registry: CollectorRegistry
 ) -> None:
     with pytest.raises(ValueError, match="decision"):
-        model.observe_prediction({"income": 1.0, "age": 1.0}, 0.3, "maybe")
+        model.observe_prediction(0.3, "maybe")
 
     assert sample(registry, "model_prediction_score_count") == 0
-    assert sample(registry, "model_feature_bin_total", feature="income", bin="0") == 0
+    assert sample(registry, "model_score_bin_total", bin="0") == 0
 
 
 def test_feedback_counts_outcomes(model: ModelMetrics, registry: CollectorRegistry) -> None:

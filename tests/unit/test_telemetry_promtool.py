@@ -28,7 +28,9 @@ def test_promtool_accepts_the_exposition(
     baseline = Baseline(
         "m1", features={"income": halves, "age": halves}, score=halves, accuracy=0.9
     )
-    ModelMetrics(registry, baseline).observe_prediction({"income": 1.0}, 0.4, "approve")
+    model = ModelMetrics(registry, baseline)
+    model.observe_inputs({"income": 1.0})
+    model.observe_prediction(0.4, "approve")
     DependencyMetrics(registry, "features").observe("ok", 0.02)
     spans_dropped_counter(registry)
     client = app.test_client()
