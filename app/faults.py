@@ -3,8 +3,8 @@
 The state lives in the process only, so a restart (or a deploy) ends every fault, and each
 fault may carry an expiry that the service enforces itself. Request-path faults are checked
 by the views through ``FaultState.armed`` first, a plain attribute, so a service without a
-fault pays one attribute read per request. Background faults (a leak, a CPU hog) run in a
-daemon thread that stops as soon as its fault is no longer the active one.
+fault pays one attribute read per request. A background fault (the leak) runs in a daemon
+thread that stops as soon as its fault is no longer the active one.
 
 A ``hidden`` fault (a drill) behaves the same but is never logged and never listed.
 """
@@ -96,10 +96,7 @@ SERVICE_FAULTS: dict[str, FaultSpec] = {
         FaultSpec(
             "cpu-hog",
             "scoring",
-            {
-                "intensity": Param(1.0, 0.05, 1.0, "share of time each hog thread is busy"),
-                "threads": Param(8, 1, 32, "busy threads competing with requests"),
-            },
+            {"cpu_ms": Param(300, 1, 5000, "CPU time each prediction burns in inference")},
         ),
     )
 }
@@ -258,6 +255,26 @@ def before_predict(state: FaultState) -> None:
         raise RequestError(500, "internal error")
 
 
+def during_inference(state: FaultState) -> None:
+    """The scoring service's inference-step fault: every prediction burns CPU."""
+    hog = state.get("cpu-hog")
+    if hog is not None:
+        burn_cpu(hog.params["cpu_ms"] / 1000)
+
+
+def burn_cpu(seconds: float) -> None:
+    """Spin in pure Python until this thread has used ``seconds`` of CPU.
+
+    Pure Python holds the interpreter between switch intervals, so the other request threads
+    of the process queue for it as they would behind real CPU-bound work; and counting the
+    thread's own CPU time, not the clock, makes each prediction cost the same however many
+    share the process.
+    """
+    until = time.thread_time() + seconds
+    while time.thread_time() < until:
+        pass
+
+
 _TICK = 0.25
 
 
@@ -272,27 +289,6 @@ def _leak(state: FaultState, fault: ActiveFault) -> None:
         time.sleep(_TICK)
 
 
-def _hog(state: FaultState, fault: ActiveFault) -> None:
-    def burn() -> None:
-        busy = fault.params["intensity"] * _TICK
-        while state.is_current(fault):
-            until = time.perf_counter() + busy
-            while time.perf_counter() < until:
-                pass
-            time.sleep(_TICK - busy)
-
-    # Pure-Python spinning holds the GIL in switch-interval slices, so request threads of
-    # this process wait for it: latency rises without any change to the code they run.
-    others = [
-        threading.Thread(target=burn, name=f"fault-cpu-hog-{i}", daemon=True)
-        for i in range(int(fault.params["threads"]) - 1)
-    ]
-    for thread in others:
-        thread.start()
-    burn()
-
-
 _WORKERS: dict[str, Callable[[FaultState, ActiveFault], None]] = {
     "memory-leak": _leak,
-    "cpu-hog": _hog,
 }

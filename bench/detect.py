@@ -434,14 +434,23 @@ def _feature_drift(scene: Scene) -> dict[str, float]:
 
 
 def _cpu_hog(scene: Scene) -> dict[str, float]:
-    # The hog fixes how much of the interpreter its threads take, not how often a request
-    # waits for it: the lock goes to whichever waiting thread the OS wakes, so no share of
-    # slowed requests follows from its definition. The bound takes the most it can do, every
-    # request from the injection on slowed past the threshold; such a request is counted no
-    # sooner than the threshold after it began.
+    # Every prediction holds its instance's interpreter for cpu_ms of CPU, so the instances
+    # answer at most instances / cpu predictions a second between them. The load is a closed
+    # loop: each user waits for its answer, then thinks users / rate. Once the users ask for
+    # more than that, they queue at the instances and each answer takes users per instance
+    # x cpu - think (mean-value analysis of a saturated closed system). Past the latency
+    # threshold every prediction counts toward the p95, and the window fills at the slower
+    # pace; such a prediction is counted no sooner than the threshold after it began.
+    cpu = scene.params["cpu_ms"] / 1000
+    stack = load_stack()
+    instances, users = stack.scoring.instances, stack.locust.users
+    answer = max(cpu, users / instances * cpu - users / LOAD_RATE)
     latency = scene.thresholds.number("latency.max_p95_seconds")
+    if answer <= latency:
+        raise ValueError(f"answers of {answer:g} s never pass a p95 of {latency:g} s")
+    predictions = min(1.0, instances / cpu / LOAD_RATE)
     window = scene.thresholds.seconds("rate_window")
-    return {"HighLatency": latency + fill_seconds(P95_TAIL, 1.0, window)}
+    return {"HighLatency": latency + fill_seconds(P95_TAIL, 1.0, window, predictions)}
 
 
 def _memory_leak(scene: Scene) -> dict[str, float]:

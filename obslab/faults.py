@@ -281,20 +281,22 @@ CATALOGUE: dict[str, Fault] = {
         Fault(
             "cpu-hog",
             "service",
-            "busy threads in scoring compete with its requests for the CPU",
+            "every prediction burns CPU in scoring's inference; requests queue for it",
             _service_params("cpu-hog"),
             alerts=("HighLatency",),
             may_alert=(),
             signals=(
                 "panel: Latency p95 by route (scoring only; features stays fast)",
-                "panel: CPU seconds by instance (scoring at its ceiling)",
-                "span: scoring's own spans (validate, inference) slow; feature_lookup is not",
+                "panel: CPU seconds by instance (scoring at one core an instance)",
+                "span: inference holds most of a slow request and has no child span; "
+                "feature_lookup stays fast",
                 "exemplars: `obslab exemplars --route /predict` picks a slow trace",
             ),
             root_cause=(
-                "Something inside the scoring process burns CPU: its requests wait for the "
-                "interpreter, so every span of scoring stretches while features and the "
-                "error ratio stay normal, without a deploy."
+                "Scoring's inference does CPU-bound work on every prediction (such as an "
+                "explanation switched on at run time), with no deploy and no error: each "
+                "instance sits at one core and its requests queue for the interpreter, so "
+                "scoring's latency climbs while features and the error ratio stay normal."
             ),
             difficulty="hard",
         ),

@@ -75,6 +75,8 @@ def create_app(
         features = applicant.features | history
         model_metrics.observe_inputs(features)
         with step(tracer, "inference") as span:
+            if fault_state.armed:
+                faults.during_inference(fault_state)
             extra = change(features) if change else {}
             probability = model.predict_proba(features)
             decision = model.decide(probability)

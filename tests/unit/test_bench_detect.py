@@ -159,6 +159,23 @@ def test_a_shorter_delay_than_the_timeout_shows_sooner() -> None:
     assert sooner < slow - 1.0
 
 
+def test_a_cpu_hog_shows_at_the_pace_its_instances_can_answer() -> None:
+    # 300 ms of CPU a prediction: two instances answer 6.7 a second of the load's 20, and the
+    # ten users queue for them, each answer taking 5 x 0.3 - 0.5 = 1 s, past the 0.5 s p95.
+    stack = load_stack()
+    assert (stack.scoring.instances, stack.locust.users) == (2, 10)
+    predictions = 2 / 0.3 / LOAD_RATE
+    onset = onsets("cpu-hog", {}, "test")["HighLatency"]
+    assert onset == pytest.approx(0.5 + fill_seconds(0.05, 1.0, 15, predictions))
+    assert onsets("cpu-hog", {"cpu_ms": "600"}, "test")["HighLatency"] > onset
+
+
+def test_a_cpu_hog_the_load_does_not_queue_for_is_refused() -> None:
+    # 150 ms a prediction: answers of 5 x 0.15 - 0.5 = 0.25 s never pass a 0.5 s p95.
+    with pytest.raises(ValueError, match="never pass"):
+        onsets("cpu-hog", {"cpu_ms": "150"}, "test")
+
+
 def test_the_bad_release_fails_about_one_applicant_in_nine() -> None:
     share = detect.release_failure_share("1.2.0")
     assert 0.09 < share < 0.13

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from app.errors import RequestError
-from app.faults import SERVICE_FAULTS, FaultState, before_features_lookup, before_predict
+from app.faults import (
+    SERVICE_FAULTS,
+    FaultState,
+    before_features_lookup,
+    before_predict,
+    burn_cpu,
+)
 from obslab import faults
 from obslab.errors import ObslabError
 
@@ -59,6 +67,12 @@ def test_clear_ends_the_worker_of_a_background_fault(monkeypatch):
     assert state.is_current(fault)
     state.clear()
     assert not state.is_current(fault) and not state.armed
+
+
+def test_burn_cpu_spends_the_threads_own_cpu_time():
+    before = time.thread_time()
+    burn_cpu(0.02)
+    assert time.thread_time() - before >= 0.02
 
 
 def test_every_service_fault_is_in_the_catalogue_with_alerts():

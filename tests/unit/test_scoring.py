@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import orjson
@@ -82,6 +83,26 @@ def test_predict_spans_cover_validation_lookup_and_inference(client, span_export
     trace_ids = {span.context.trace_id for span in spans.values()}
     assert len(trace_ids) == 1, "validation, lookup, the HTTP call and inference share a trace"
     assert spans["inference"].attributes["model.version"] == "m1"
+
+
+def test_a_cpu_hog_burns_its_cpu_inside_the_inference_span(
+    tmp_path, features_url, tracer_provider, span_exporter
+):
+    app = scoring(tmp_path, features_url, tracer_provider, ADMIN_ENABLED=True, ADMIN_TOKEN="t")
+    client = app.test_client()
+    injected = client.post(
+        "/admin/faults",
+        json={"name": "cpu-hog", "params": {"cpu_ms": 50}},
+        headers={"Authorization": "Bearer t"},
+    )
+    assert injected.status_code == 201
+    # The test client serves the request on this thread, so its CPU clock sees the burn.
+    before = time.thread_time()
+    assert client.post("/predict", json=APPLICANT).status_code == 200
+    assert time.thread_time() - before >= 0.05
+    # A span lasts at least the CPU burned inside it: a lower bound, not a speed.
+    spans = {span.name: span for span in span_exporter.get_finished_spans()}
+    assert spans["inference"].end_time - spans["inference"].start_time >= 50_000_000
 
 
 def test_feedback_is_taken_once_and_scored(app, client):
