@@ -7,7 +7,9 @@ from collections.abc import Iterator
 
 import orjson
 import pytest
+from opentelemetry.trace import StatusCode
 
+from app import faults
 from app.scoring import create_app as create_scoring
 from tests.unit.services import APPLICANT, make_features, scoring_settings, served
 
@@ -86,7 +88,7 @@ def test_predict_spans_cover_validation_lookup_and_inference(client, span_export
 
 
 def test_a_cpu_hog_burns_its_cpu_inside_the_inference_span(
-    tmp_path, features_url, tracer_provider, span_exporter
+    tmp_path, features_url, tracer_provider, span_exporter, monkeypatch
 ):
     app = scoring(tmp_path, features_url, tracer_provider, ADMIN_ENABLED=True, ADMIN_TOKEN="t")
     client = app.test_client()
@@ -100,9 +102,21 @@ def test_a_cpu_hog_burns_its_cpu_inside_the_inference_span(
     before = time.thread_time()
     assert client.post("/predict", json=APPLICANT).status_code == 200
     assert time.thread_time() - before >= 0.05
-    # A span lasts at least the CPU burned inside it: a lower bound, not a speed.
-    spans = {span.name: span for span in span_exporter.get_finished_spans()}
-    assert spans["inference"].end_time - spans["inference"].start_time >= 50_000_000
+
+    # Where it burns: a burn that fails marks the span it runs in, and only that one.
+    def failing_burn(seconds: float) -> None:
+        raise RuntimeError(f"burned {seconds:g} s")
+
+    monkeypatch.setattr(faults, "burn_cpu", failing_burn)
+    span_exporter.clear()
+    assert client.post("/predict", json=APPLICANT).status_code == 500
+    failed = {
+        span.name: span.status.description
+        for span in span_exporter.get_finished_spans()
+        if span.status.status_code is StatusCode.ERROR
+    }
+    assert failed.pop("inference") == "RuntimeError: burned 0.05 s"
+    assert set(failed) == {"POST /predict"}
 
 
 def test_feedback_is_taken_once_and_scored(app, client):
