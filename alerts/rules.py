@@ -738,8 +738,11 @@ def _model_group(config: Profile) -> dict:
             "obslab:model_feature_missing:ratio",
             f"""
             sum by (feature) (rate(model_feature_missing_total{{{scoring}}}[{window}]))
-              / on () group_left ()
-            obslab:model_predictions:rate
+            /
+            (
+                sum by (feature) (rate(model_feature_missing_total{{{scoring}}}[{window}]))
+              + sum by (feature) (rate(model_feature_bin_total{{{scoring}}}[{window}]))
+            )
             """,
         ),
         _record(
@@ -837,11 +840,11 @@ def _model_alerts(config: Profile) -> list[dict]:
             """,
             for_=config.duration("missing.for"),
             severity="ticket",
-            summary="Feature {{ $labels.feature }} arrives missing in "
-            "{{ $value | humanizePercentage }} of predictions",
+            summary="Feature {{ $labels.feature }} arrives missing for "
+            "{{ $value | humanizePercentage }} of applicants",
             description=_Text(
-                "{{ $value | humanizePercentage }} of the predictions over the last @window were "
-                "made without {{ $labels.feature }} (alert above @ratio, from @rate "
+                "{{ $value | humanizePercentage }} of the applicants sent to the model over the "
+                "last @window came without {{ $labels.feature }} (alert above @ratio, from @rate "
                 "predictions/s). "
             ).substitute(window=window, ratio=_percent(max_missing), rate=_plain(min_predictions))
             + LAST_DEPLOY,

@@ -136,8 +136,8 @@ def build(limits: Limits) -> dashboard.Dashboard:
         .with_panel(
             time_series(
                 "Missing-feature ratio",
-                "Share of predictions whose input arrived without the feature (null). "
-                "FeatureMissing fires above the dashed line.",
+                "Share of applicants sent to the model whose input arrived without the feature "
+                "(null). FeatureMissing fires above the dashed line.",
                 "percentunit",
                 prom(
                     'obslab:model_feature_missing:ratio{feature=~"$feature"}',
