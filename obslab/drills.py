@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from app.settings import state_dir
+from app.sqlite import switch_to_wal
 from obslab import faults
 from obslab.errors import ObslabError
 
@@ -187,7 +188,7 @@ def _scoreboard() -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(path, timeout=10)
     # WAL: a class answering at once writes without "database is locked".
-    db.execute("PRAGMA journal_mode=WAL")
+    switch_to_wal(db, timeout=10)
     db.execute(
         "CREATE TABLE IF NOT EXISTS results (student TEXT NOT NULL, seed INTEGER NOT NULL, "
         "fault TEXT NOT NULL, answer TEXT, target TEXT, right INTEGER, seconds REAL, "

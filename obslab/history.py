@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from app.settings import state_dir
+from app.sqlite import switch_to_wal
 
 Kind = Literal["rolling", "canary", "promote", "rollback"]
 KINDS: tuple[str, ...] = get_args(Kind)
@@ -107,7 +108,7 @@ class DeployHistory:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, timeout=10)
         # WAL is a property of the file; synchronous is one of the connection.
-        db.execute("PRAGMA journal_mode=WAL")
+        switch_to_wal(db, timeout=10)
         db.execute("PRAGMA synchronous=FULL")
         db.execute(_SCHEMA)
         return db

@@ -12,6 +12,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.sqlite import switch_to_wal
+
+_BUSY_TIMEOUT = 5.0
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS predictions (
     prediction_id TEXT PRIMARY KEY,
@@ -39,14 +43,15 @@ class PredictionStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._path = path
         self._local = threading.local()
-        with self._connection() as db:
+        db = self._connection()
+        switch_to_wal(db, _BUSY_TIMEOUT)
+        with db:
             db.execute(_SCHEMA)
 
     def _connection(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self._path, timeout=5, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
+            db = sqlite3.connect(self._path, timeout=_BUSY_TIMEOUT, check_same_thread=False)
             db.execute("PRAGMA synchronous=NORMAL")
             self._local.db = db
         return db

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import orjson
 
+from app.sqlite import switch_to_wal
 from obslab.oncall.payload import Alert, format_timestamp
 
 _SCHEMA = """
@@ -70,7 +71,7 @@ class PageStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as connection:
             # The journal mode is a property of the file, so setting it once is enough.
-            connection.execute("PRAGMA journal_mode = WAL")
+            switch_to_wal(connection, self._busy_timeout)
             connection.executescript(_SCHEMA)
 
     def add(self, alerts: Sequence[Alert]) -> list[Alert]:
