@@ -11,7 +11,6 @@ import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
-import structlog
 from flask import Flask, jsonify, request
 from opentelemetry.sdk.trace import TracerProvider
 
@@ -23,7 +22,13 @@ from app.scoring.changes import CHANGES
 from app.scoring.features_client import DependencyError, FeaturesClient
 from app.scoring.predictions import FeedbackConflict, PredictionStore
 from app.settings import load_config, log_file, state_dir
-from app.telemetry import DependencyMetrics, ModelMetrics, configure_logging, step
+from app.telemetry import (
+    DependencyMetrics,
+    ModelMetrics,
+    bind_request_fields,
+    configure_logging,
+    step,
+)
 
 
 def create_app(
@@ -87,7 +92,7 @@ def create_app(
         store.record(prediction_id, model.version, decision, probability)
         if tel.enabled:
             # Rides on the request log line rather than costing a line of its own.
-            structlog.contextvars.bind_contextvars(
+            bind_request_fields(
                 prediction_id=prediction_id, customer_id=applicant.customer_id, decision=decision
             )
         return jsonify(

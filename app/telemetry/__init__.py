@@ -1,11 +1,12 @@
 """Telemetry for the lab's services: Prometheus metrics, structlog JSON logs, OTel traces.
 
-``init_app`` instruments a Flask app; ``configure_logging`` (call it first) sets up logs;
+``init_app`` instruments a Flask app; ``configure_logging`` (call it first) sets up logs,
+and ``bind_request_fields`` adds fields to the rest of a request's lines;
 ``ModelMetrics`` and ``DependencyMetrics`` carry scoring's own signals.
 """
 
 from app.telemetry.extension import EXTENSION_KEY, Telemetry, init_app
-from app.telemetry.logging import configure_logging, hash_customer_id
+from app.telemetry.logging import bind_request_fields, configure_logging, hash_customer_id
 from app.telemetry.model_metrics import DependencyMetrics, ModelMetrics
 from app.telemetry.otlp_json import read_spans
 from app.telemetry.spans import step
@@ -16,6 +17,7 @@ __all__ = [
     "DependencyMetrics",
     "ModelMetrics",
     "Telemetry",
+    "bind_request_fields",
     "build_tracer_provider",
     "configure_logging",
     "default_traces_dir",

@@ -14,12 +14,13 @@ from time import perf_counter
 from typing import Any
 
 import structlog
-from flask import Flask, Response, request
+from flask import Flask, Request, Response, request
 from opentelemetry import context, propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from werkzeug.routing import Rule
 
 from app.telemetry.http_metrics import UNMATCHED, HttpMetrics, method_label
+from app.telemetry.logging import begin_request_fields, end_request_fields
 from app.telemetry.spans import start_span
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -52,6 +53,12 @@ def request_id_from(header: str | None) -> str:
     return f"{random.getrandbits(128):032x}"
 
 
+def _current_request() -> Request:
+    """The request behind Flask's ``request`` proxy: each attribute read through the proxy
+    looks the request up again."""
+    return request._get_current_object()  # type: ignore[attr-defined]
+
+
 def logs_failure(environ: dict[str, Any]) -> bool:
     """Whether the request's log line will carry an exception that ends the request: true
     once :class:`RequestTelemetry` has seen the request start."""
@@ -80,30 +87,31 @@ class RequestTelemetry:
         app.teardown_request(self._teardown)
 
     def _before(self) -> None:
-        environ = request.environ
+        current = _current_request()
+        environ = current.environ
         environ[_STARTED] = perf_counter()
-        request_id = environ[_REQUEST_ID] = request_id_from(request.headers.get(REQUEST_ID_HEADER))
-        # Nothing to clear first: gthread workers reuse threads, but _teardown clears what a
-        # request bound, and Flask runs it after every request that got this far.
-        structlog.contextvars.bind_contextvars(request_id=request_id, **self._instance)
+        request_id = environ[_REQUEST_ID] = request_id_from(current.headers.get(REQUEST_ID_HEADER))
+        # Afresh: gthread workers reuse threads, and a request that failed before this hook
+        # never reached the teardown that ends its fields.
+        begin_request_fields(request_id=request_id, **self._instance)
 
-        rule = request.url_rule
+        rule = current.url_rule
         if rule is None or rule.rule not in QUIET_ROUTES:
-            self._start_span(rule)
+            self._start_span(current, rule)
 
-    def _start_span(self, rule: Rule | None) -> None:
+    def _start_span(self, current: Request, rule: Rule | None) -> None:
         """Start the server span, continuing the caller's trace, and make it current."""
-        environ = request.environ
-        method = request.method
+        environ = current.environ
+        method = current.method
         # The attribute names opentelemetry-instrumentation-requests uses by default, so
         # server and client spans (and `obslab trace`) agree.
-        attributes = {"http.method": method, "http.scheme": request.scheme}
+        attributes = {"http.method": method, "http.scheme": current.scheme}
         if rule is not None:
             attributes["http.route"] = rule.rule
         span = start_span(
             self._tracer,
             f"{method} {rule.rule}" if rule is not None else method,
-            context=propagate.extract(request.headers),
+            context=propagate.extract(current.headers),
             kind=SpanKind.SERVER,
             attributes=attributes,
         )
@@ -111,7 +119,7 @@ class RequestTelemetry:
         environ[_CONTEXT_TOKEN] = context.attach(trace.set_span_in_context(span))
 
     def _after(self, response: Response) -> Response:
-        environ = request.environ
+        environ = _current_request().environ
         environ[_STATUS] = response.status_code
         request_id = environ.get(_REQUEST_ID)
         if request_id is not None:  # None when a URL value preprocessor failed before us
@@ -119,14 +127,15 @@ class RequestTelemetry:
         return response
 
     def _teardown(self, exc: BaseException | None) -> None:
-        environ = request.environ
+        current = _current_request()
+        environ = current.environ
         started = environ.get(_STARTED)
         if started is None:
             return
         seconds = perf_counter() - started
-        rule = request.url_rule
+        rule = current.url_rule
         route = rule.rule if rule is not None else UNMATCHED
-        method = method_label(request.method)
+        method = method_label(current.method)
         # No status means the view raised past Flask's error handling: the client gets a 500.
         status = environ.get(_STATUS, 500)
         span = environ.get(_SPAN)
@@ -141,7 +150,7 @@ class RequestTelemetry:
         if span is not None:
             self._end_span(span, status, exc)
             context.detach(environ[_CONTEXT_TOKEN])
-        structlog.contextvars.clear_contextvars()
+        end_request_fields()
 
     def _log_request(
         self, route: str, method: str, status: int, seconds: float, exc: BaseException | None

@@ -12,13 +12,15 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry
 
+from app.telemetry.logging import end_request_fields
+
 
 @pytest.fixture(autouse=True)
 def _reset_process_wide_state() -> Iterator[None]:
-    """structlog's configuration and bound contextvars are global."""
+    """structlog's configuration and the fields bound for log lines are global."""
     yield
     structlog.reset_defaults()
-    structlog.contextvars.clear_contextvars()
+    end_request_fields()
 
 
 @pytest.fixture

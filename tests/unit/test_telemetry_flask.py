@@ -17,7 +17,14 @@ from opentelemetry.trace import SpanKind, StatusCode
 from prometheus_client import CollectorRegistry
 
 from app.settings import SERVICE_DEFAULTS
-from app.telemetry import EXTENSION_KEY, Telemetry, configure_logging, hash_customer_id, init_app
+from app.telemetry import (
+    EXTENSION_KEY,
+    Telemetry,
+    bind_request_fields,
+    configure_logging,
+    hash_customer_id,
+    init_app,
+)
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
@@ -252,7 +259,7 @@ def test_request_lines_carry_trace_and_request_context(
 def test_what_a_request_binds_ends_with_it(app: Flask) -> None:
     @app.post("/decide")
     def decide() -> dict[str, bool]:
-        structlog.contextvars.bind_contextvars(prediction_id="p-1", decision="approve")
+        bind_request_fields(prediction_id="p-1", decision="approve")
         return {"ok": True}
 
     stream = io.BytesIO()
@@ -260,13 +267,30 @@ def test_what_a_request_binds_ends_with_it(app: Flask) -> None:
     client = app.test_client()
     client.post("/decide", headers={"X-Request-ID": "first"})
     client.post("/predict", headers={"X-Request-ID": "second"})
+    structlog.get_logger().info("after")
 
-    first, second = (orjson.loads(line) for line in stream.getvalue().splitlines())
-    assert (first["prediction_id"], first["request_id"]) == ("p-1", "first")
+    first, second, after = (orjson.loads(line) for line in stream.getvalue().splitlines())
+    assert (first["prediction_id"], first["decision"], first["request_id"]) == (
+        "p-1",
+        "approve",
+        "first",
+    )
     assert "prediction_id" not in second
     assert "decision" not in second
     assert second["request_id"] == "second"
-    assert structlog.contextvars.get_contextvars() == {}
+    assert after.keys().isdisjoint({"request_id", "prediction_id", "decision"})
+
+
+def test_a_request_starts_without_fields_left_over(app: Flask) -> None:
+    stream = io.BytesIO()
+    configure_logging("scoring", "2.0.0", stream=stream)
+    # As a request whose teardown never ran would leave them on a reused worker thread.
+    bind_request_fields(prediction_id="stale", request_id="stale")
+    app.test_client().post("/predict", headers={"X-Request-ID": "fresh"})
+
+    (line,) = (orjson.loads(line) for line in stream.getvalue().splitlines())
+    assert line["request_id"] == "fresh"
+    assert "prediction_id" not in line
 
 
 def test_a_failed_request_logs_its_exception(app: Flask) -> None:

@@ -128,6 +128,16 @@ def test_redactor_hashes_customer_ids_and_redacts_at_any_depth() -> None:
     assert applicant["age"] == 41, "the caller's own data is left alone"
 
 
+def test_redactor_judges_every_line_whatever_it_has_seen_before() -> None:
+    redactor = Redactor()
+    for _ in range(2):  # the second time, every key is one the redactor has judged before
+        scalars = redactor(None, "info", {"income": 1, "customer_id": 7, "n": 2})
+        nested = redactor(None, "info", {"event": "e", "n": {"income": 5, "token": "t", "k": 1}})
+
+        assert scalars == {"income": REDACTED, "customer_id": hash_customer_id(7), "n": 2}
+        assert nested == {"event": "e", "n": {"income": REDACTED, "token": REDACTED, "k": 1}}
+
+
 def test_customer_id_pseudonyms_are_stable_and_distinct() -> None:
     assert hash_customer_id(42) == hash_customer_id("42")
     assert hash_customer_id(42) != hash_customer_id(43)
