@@ -91,8 +91,8 @@ class RequestTelemetry:
         environ = current.environ
         environ[_STARTED] = perf_counter()
         request_id = environ[_REQUEST_ID] = request_id_from(current.headers.get(REQUEST_ID_HEADER))
-        # Afresh: gthread workers reuse threads, and a request that failed before this hook
-        # never reached the teardown that ends its fields.
+        # Afresh, not added to: a gthread worker serves request after request on one thread,
+        # and fields bound outside any request must not ride on this one's lines.
         begin_request_fields(request_id=request_id, **self._instance)
 
         rule = current.url_rule
