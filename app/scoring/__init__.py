@@ -21,7 +21,7 @@ from app.scoring import openapi, validation
 from app.scoring.changes import CHANGES
 from app.scoring.features_client import DependencyError, FeaturesClient
 from app.scoring.predictions import FeedbackConflict, PredictionStore
-from app.settings import load_config, log_file, state_dir
+from app.settings import load_config, log_batch_seconds, log_file, state_dir
 from app.telemetry import (
     DependencyMetrics,
     ModelMetrics,
@@ -53,7 +53,12 @@ def create_app(
     change = CHANGES.get(release.version)
     store = PredictionStore(Path(app.config["PREDICTIONS_DB"]))
 
-    configure_logging("scoring", str(app.config["SERVICE_VERSION"]), log_file=log_file(app))
+    configure_logging(
+        "scoring",
+        str(app.config["SERVICE_VERSION"]),
+        log_file=log_file(app),
+        batch_seconds=log_batch_seconds(app),
+    )
     errors.init_app(app)
     tel = telemetry.init_app(app, "scoring", tracer_provider=tracer_provider)
     model_metrics = ModelMetrics(tel.registry, loaded.baseline, enabled=tel.enabled)

@@ -6,7 +6,12 @@ and ``bind_request_fields`` adds fields to the rest of a request's lines;
 """
 
 from app.telemetry.extension import EXTENSION_KEY, Telemetry, init_app
-from app.telemetry.logging import bind_request_fields, configure_logging, hash_customer_id
+from app.telemetry.logging import (
+    bind_request_fields,
+    configure_logging,
+    flush_logs,
+    hash_customer_id,
+)
 from app.telemetry.model_metrics import DependencyMetrics, ModelMetrics
 from app.telemetry.otlp_json import read_spans
 from app.telemetry.spans import step
@@ -21,6 +26,7 @@ __all__ = [
     "build_tracer_provider",
     "configure_logging",
     "default_traces_dir",
+    "flush_logs",
     "hash_customer_id",
     "init_app",
     "read_spans",

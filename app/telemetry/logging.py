@@ -9,12 +9,16 @@ clear) in a tight loop.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import hashlib
 import logging
+import os
 import sys
+import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from pathlib import Path
 from typing import IO, Any, BinaryIO
@@ -23,7 +27,7 @@ import orjson
 import structlog
 from opentelemetry import trace
 from structlog.tracebacks import ExceptionDictTransformer
-from structlog.typing import EventDict, WrappedLogger
+from structlog.typing import EventDict, Processor, WrappedLogger
 
 REDACTED = "[REDACTED]"
 
@@ -49,6 +53,12 @@ _SCALARS = frozenset({str, int, float, bool, type(None)})
 
 #: How many distinct keys a Redactor remembers the verdict of.
 _MAX_KEYS = 1024
+
+#: Queued lines that wake a batching writer before its time.
+_WAKE_AT_QUEUED = 1024
+
+#: The writer of the current configuration, closed when it is replaced.
+_writer: _LineWriter | None = None
 
 
 #: The current request's fields; None outside a request.
@@ -197,36 +207,110 @@ class Redactor:
         return value
 
 
-class _JsonLines:
-    """structlog's logger and logger factory at once: writes each rendered line to the log
-    file if there is one, else to the stream.
+class _LineWriter:
+    """structlog's logger and logger factory at once: renders each line's event dict and
+    writes it to the log file if there is one, else to the stream.
 
-    One output, not both: a second copy of every line is a second write(2) on the request
-    path, and the native stack already keeps each process's stdout in a file of its own.
+    One output, not both: a second copy of every line is a second write(2), and the native
+    stack already keeps each process's stdout in a file of its own.
+
+    With ``batch_seconds`` the lines wait in a queue, and a thread of the writer's own renders
+    and writes what has queued every ``batch_seconds``, in one write(2). A request then only
+    queues its line: rendered one at a time between requests, with the CPU's caches full of
+    everything else, a line cost three times what it costs in a batch.
     """
 
-    def __init__(self, stream: BinaryIO, log_file: Path | None) -> None:
+    def __init__(
+        self,
+        stream: BinaryIO,
+        log_file: Path | None,
+        render: Callable[[EventDict], bytes],
+        batch_seconds: float = 0.0,
+    ) -> None:
         self._file: BinaryIO | None = None
         if log_file is not None:
             log_file.parent.mkdir(parents=True, exist_ok=True)
-            # Unbuffered append: each line is one write(2), so instances sharing the file
-            # never interleave halves of lines.
+            # Unbuffered append: each batch is one write(2), so nothing a reader sees ends in
+            # half a line.
             self._file = open(log_file, "ab", buffering=0)  # noqa: SIM115 - closed in close()
         self._output = self._file or stream
+        self._render = render
+        self._batch_seconds = batch_seconds
+        self._queue: deque[EventDict] = deque()
+        self._writing = threading.Lock()
+        self._wake = threading.Event()
+        self._closed = False
+        self._thread_pid = 0
+        atexit.register(self.flush)
 
-    def __call__(self, *_names: Any) -> _JsonLines:
+    def __call__(self, *_names: Any) -> _LineWriter:
         return self
 
-    def msg(self, line: bytes) -> None:
-        self._output.write(line + b"\n")
-        self._output.flush()
+    def msg(self, event_dict: EventDict) -> None:
+        self._queue.append(event_dict)
+        if not self._batch_seconds:
+            self.flush()
+        elif self._thread_pid != os.getpid():
+            # Started at the first line, in the process that logs it: a thread started
+            # before a fork does not run in the child.
+            self._start_thread()
+        elif len(self._queue) >= _WAKE_AT_QUEUED:
+            self._wake.set()
 
     log = debug = info = warn = warning = msg
     err = error = critical = exception = fatal = failure = msg
 
+    def flush(self) -> None:
+        """Render and write every line queued so far."""
+        with self._writing:
+            lines = []
+            queue = self._queue
+            while queue:
+                lines.append(self._render_line(queue.popleft()))
+            if not lines:
+                return
+            try:
+                self._output.write(b"".join(lines))
+                self._output.flush()
+            except (OSError, ValueError):
+                # A closed stream (a test's captured stdout at exit) or a full disk: the
+                # lines are lost, and the service goes on serving.
+                if self._batch_seconds:
+                    return
+                raise
+
     def close(self) -> None:
+        """Write what is queued, stop the thread and close the log file."""
+        self._closed = True
+        self._wake.set()
+        atexit.unregister(self.flush)
+        self.flush()
         if self._file is not None:
             self._file.close()
+
+    def _render_line(self, event_dict: EventDict) -> bytes:
+        try:
+            return self._render(event_dict) + b"\n"
+        except Exception as error:  # one bad line must not stop the writer
+            stand_in = {
+                "event": "log line not rendered",
+                "level": "error",
+                "error": type(error).__name__,
+                "logged_event": str(event_dict.get("event")),
+                "timestamp": event_dict.get("timestamp"),
+            }
+            return orjson.dumps(stand_in) + b"\n"
+
+    def _start_thread(self) -> None:
+        self._thread_pid = os.getpid()
+        thread = threading.Thread(target=self._run, name="obslab-log-writer", daemon=True)
+        thread.start()
+
+    def _run(self) -> None:
+        while not self._closed:
+            self._wake.wait(self._batch_seconds)
+            self._wake.clear()
+            self.flush()
 
 
 def _binary(stream: IO[Any]) -> BinaryIO:
@@ -239,18 +323,32 @@ def configure_logging(
     *,
     log_file: Path | None = None,
     stream: IO[Any] | None = None,
+    batch_seconds: float = 0.0,
 ) -> None:
     """Configure structlog for the process: JSON lines to ``log_file``, or to ``stream``
     when there is no log file.
 
     ``stream`` is binary or a text stream with a ``buffer`` (the default, ``sys.stdout``).
+    With ``batch_seconds``, lines are rendered and written together at most that long after
+    they were logged (and at exit, or on :func:`flush_logs`); without, as they are logged.
 
     Call it before creating the Flask app. Calling it again replaces the previous
-    configuration and closes the log file it opened.
+    configuration, after writing what it still holds and closing the log file it opened.
     """
-    previous = structlog.get_config()["logger_factory"]
-    if isinstance(previous, _JsonLines):
-        previous.close()
+    global _writer
+    close_logs()
+    # The processors take what only the moment of the call knows; the writer renders the rest.
+    _writer = _LineWriter(
+        _binary(stream or sys.stdout),
+        log_file,
+        _chain(
+            # Frame locals would carry request payloads and tokens straight into the logs.
+            structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False)),
+            Redactor(),
+            structlog.processors.JSONRenderer(serializer=orjson.dumps),
+        ),
+        batch_seconds=batch_seconds,
+    )
     structlog.configure(
         processors=[
             merge_request_fields,
@@ -258,13 +356,49 @@ def configure_logging(
             UtcTimestamp(),
             ServiceFields(service, version),
             add_trace_context,
-            # Frame locals would carry request payloads and tokens straight into the logs.
-            structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False)),
-            Redactor(),
-            structlog.processors.JSONRenderer(serializer=orjson.dumps),
+            capture_exc_info,
+            _to_writer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
-        logger_factory=_JsonLines(_binary(stream or sys.stdout), log_file),
+        logger_factory=_writer,
         # Tests reconfigure and capture logs; cached loggers would keep the old pipeline.
         cache_logger_on_first_use=False,
     )
+
+
+def flush_logs() -> None:
+    """Write every line logged so far, when logs are written in batches."""
+    if _writer is not None:
+        _writer.flush()
+
+
+def close_logs() -> None:
+    """Write every line logged so far, then stop the writer and close the log file."""
+    global _writer
+    if _writer is not None:
+        _writer.close()
+        _writer = None
+
+
+def capture_exc_info(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """Turn ``exc_info=True`` (what ``.exception()`` passes) into the exception handled now:
+    the line is rendered later, maybe on another thread, where it would be gone."""
+    exc_info = event_dict.get("exc_info")
+    if exc_info and not isinstance(exc_info, BaseException | tuple):
+        event_dict["exc_info"] = sys.exc_info()
+    return event_dict
+
+
+def _to_writer(_: WrappedLogger, __: str, event_dict: EventDict) -> tuple[tuple[Any], dict]:
+    # A tuple from the last processor is the logger call's (args, kwargs).
+    return (event_dict,), {}
+
+
+def _chain(*processors: Processor) -> Callable[[EventDict], bytes]:
+    def render(event_dict: EventDict) -> bytes:
+        rendered: Any = event_dict
+        for processor in processors:
+            rendered = processor(None, "", rendered)
+        return rendered
+
+    return render

@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 from flask import Flask, Request, Response, request
 from opentelemetry import context, propagate, trace
+from opentelemetry.instrumentation.wsgi import wsgi_getter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from werkzeug.routing import Rule
 
@@ -24,6 +25,10 @@ from app.telemetry.logging import begin_request_fields, end_request_fields
 from app.telemetry.spans import start_span
 
 REQUEST_ID_HEADER = "X-Request-ID"
+
+# Headers are read from the WSGI environ: werkzeug's header view converts and checks the
+# name on every read.
+_REQUEST_ID_KEY = "HTTP_X_REQUEST_ID"
 
 #: Routes polled by machines: counted in metrics, but neither traced nor logged.
 QUIET_ROUTES = frozenset({"/metrics", "/healthz", "/readyz"})
@@ -90,7 +95,7 @@ class RequestTelemetry:
         current = _current_request()
         environ = current.environ
         environ[_STARTED] = perf_counter()
-        request_id = environ[_REQUEST_ID] = request_id_from(current.headers.get(REQUEST_ID_HEADER))
+        request_id = environ[_REQUEST_ID] = request_id_from(environ.get(_REQUEST_ID_KEY))
         # Afresh, not added to: a gthread worker serves request after request on one thread,
         # and fields bound outside any request must not ride on this one's lines.
         begin_request_fields(request_id=request_id, **self._instance)
@@ -111,7 +116,7 @@ class RequestTelemetry:
         span = start_span(
             self._tracer,
             f"{method} {rule.rule}" if rule is not None else method,
-            context=propagate.extract(current.headers),
+            context=propagate.extract(environ, getter=wsgi_getter),
             kind=SpanKind.SERVER,
             attributes=attributes,
         )

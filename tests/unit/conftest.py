@@ -12,13 +12,15 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry
 
-from app.telemetry.logging import end_request_fields
+from app.telemetry.logging import close_logs, end_request_fields
 
 
 @pytest.fixture(autouse=True)
 def _reset_process_wide_state() -> Iterator[None]:
-    """structlog's configuration and the fields bound for log lines are global."""
+    """structlog's configuration, its log writer and the fields bound for log lines are
+    global. The writer is closed within the test, so the test's capture gets its lines."""
     yield
+    close_logs()
     structlog.reset_defaults()
     end_request_fields()
 

@@ -7,7 +7,7 @@ headers and personal data in bodies.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import orjson
@@ -63,8 +63,9 @@ def test_the_admin_api_is_off_by_default(app_without_admin: Flask, method: str) 
 
 
 @pytest.fixture
-def services(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """Scoring and features under gunicorn with the admin API on; the scoring URL, the logs."""
+def services(tmp_path: Path) -> Iterator[tuple[str, Path, Callable[[], None]]]:
+    """Scoring and features under gunicorn with the admin API on; the scoring URL, the logs,
+    and what stops both."""
     logs = tmp_path / "logs"
     env = clean_environ() | {
         "OBSLAB_HOME": str(tmp_path / "home"),
@@ -74,6 +75,11 @@ def services(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         "OBSLAB_SERVICE_VERSION": "1.2.0",
     }
     started: list[Process] = []
+
+    def stop() -> None:
+        # SIGTERM, so each service writes what it holds before the logs are read.
+        for process in reversed(started):
+            process.stop()
 
     def start(service: AppService, extra: dict[str, str]) -> str:
         port = free_port()
@@ -89,11 +95,9 @@ def services(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         stack = load_stack()
         features = start(stack.features, {})
         scoring = start(stack.scoring, {"OBSLAB_FEATURES_URL": features})
-        yield scoring, logs
+        yield scoring, logs, stop
     finally:
-        # SIGTERM, so each service flushes what it holds before the logs are read.
-        for process in reversed(started):
-            process.stop()
+        stop()
 
 
 def walk(value: object) -> Iterator[object]:
@@ -109,8 +113,10 @@ def walk(value: object) -> Iterator[object]:
         yield value
 
 
-def test_tokens_and_personal_data_never_reach_the_logs(services: tuple[str, Path]) -> None:
-    scoring_url, logs = services
+def test_tokens_and_personal_data_never_reach_the_logs(
+    services: tuple[str, Path, Callable[[], None]],
+) -> None:
+    scoring_url, logs, stop = services
     admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     guessed = {"Authorization": f"Bearer {GUESSED_TOKEN}", "Cookie": f"session={GUESSED_TOKEN}"}
     with requests.Session() as http:
@@ -129,6 +135,8 @@ def test_tokens_and_personal_data_never_reach_the_logs(services: tuple[str, Path
             http.post(f"{scoring_url}/admin/faults", json=bad_fault, headers=admin).status_code
             < 500
         )
+    # Log lines are written in batches; a clean stop writes the last of them.
+    stop()
     text = "".join(path.read_text() for path in sorted(logs.glob("*.jsonl")))
     lines = [orjson.loads(line) for line in text.splitlines()]
     # What the processes printed beside their JSON lines (gunicorn, Flask's own traceback).

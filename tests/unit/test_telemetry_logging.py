@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import io
 import re
+import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 import structlog
 
-from app.telemetry import configure_logging, hash_customer_id
+from app.telemetry import configure_logging, flush_logs, hash_customer_id
 from app.telemetry.logging import REDACTED, Redactor
 
 
@@ -141,3 +143,107 @@ def test_redactor_judges_every_line_whatever_it_has_seen_before() -> None:
 def test_customer_id_pseudonyms_are_stable_and_distinct() -> None:
     assert hash_customer_id(42) == hash_customer_id("42")
     assert hash_customer_id(42) != hash_customer_id(43)
+
+
+def wait_for_lines(stream: io.BytesIO, count: int) -> list[dict]:
+    """The stream's lines once it has ``count`` of them; fails after 10 s."""
+    deadline = time.monotonic() + 10
+    while len(stream.getvalue().splitlines()) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return lines(stream)
+
+
+def test_batched_lines_wait_for_the_writer_then_arrive_in_order() -> None:
+    stream = io.BytesIO()
+    configure_logging("scoring", "2.0.0", stream=stream, batch_seconds=60)
+    for n in range(3):
+        structlog.get_logger().info("queued", n=n)
+
+    assert stream.getvalue() == b"", "a minute before the writer's turn, nothing is written"
+    flush_logs()
+    assert [(line["event"], line["n"]) for line in lines(stream)] == [
+        ("queued", 0),
+        ("queued", 1),
+        ("queued", 2),
+    ]
+
+
+def test_the_writer_writes_batched_lines_on_its_own() -> None:
+    stream = io.BytesIO()
+    configure_logging("scoring", "2.0.0", stream=stream, batch_seconds=0.05)
+    structlog.get_logger().info("later", customer_id=42)
+
+    (line,) = wait_for_lines(stream, 1)
+    assert line["event"] == "later"
+    assert line["customer_id"] == hash_customer_id(42), "redacted on the writer's thread too"
+
+
+def test_a_full_queue_wakes_the_writer_before_its_time() -> None:
+    stream = io.BytesIO()
+    configure_logging("scoring", "2.0.0", stream=stream, batch_seconds=60)
+    for n in range(1100):
+        structlog.get_logger().info("burst", n=n)
+
+    written = wait_for_lines(stream, 1024)
+    assert len(written) >= 1024
+    assert [line["n"] for line in written] == list(range(len(written)))
+
+
+def test_lines_from_many_threads_are_all_written_each_in_its_order() -> None:
+    stream = io.BytesIO()
+    configure_logging("scoring", "2.0.0", stream=stream, batch_seconds=0.01)
+
+    def log(thread: int) -> None:
+        for n in range(200):
+            structlog.get_logger().info("line", thread=thread, n=n)
+
+    threads = [threading.Thread(target=log, args=(thread,)) for thread in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    flush_logs()
+
+    written = lines(stream)
+    assert len(written) == 800
+    for thread in range(4):
+        assert [line["n"] for line in written if line["thread"] == thread] == list(range(200))
+
+
+def test_a_batched_exception_is_the_one_handled_when_it_was_logged() -> None:
+    stream = io.BytesIO()
+    configure_logging("scoring", "2.0.0", stream=stream, batch_seconds=60)
+    try:
+        raise KeyError("missing")
+    except KeyError:
+        structlog.get_logger().exception("failed")
+    flush_logs()  # rendered here, where no exception is being handled
+
+    (line,) = lines(stream)
+    (exception,) = line["exception"]
+    assert exception["exc_type"] == "KeyError"
+
+
+def test_reconfiguring_writes_what_the_old_writer_held(tmp_path: Path) -> None:
+    old = tmp_path / "old.jsonl"
+    configure_logging("scoring", "1.0.0", log_file=old, batch_seconds=60)
+    structlog.get_logger().info("held")
+    configure_logging("scoring", "2.0.0", stream=io.BytesIO())
+
+    (line,) = (orjson.loads(line) for line in old.read_bytes().splitlines())
+    assert line["event"] == "held"
+
+
+def test_a_line_that_cannot_be_rendered_is_reported_and_the_next_still_written() -> None:
+    stream = io.BytesIO()
+    configure_logging("scoring", "2.0.0", stream=stream, batch_seconds=60)
+    structlog.get_logger().info("odd", payload={1: "a key JSON cannot hold"})
+    structlog.get_logger().info("fine")
+    flush_logs()
+
+    odd, fine = lines(stream)
+    assert odd["event"] == "log line not rendered"
+    assert odd["logged_event"] == "odd"
+    assert odd["error"] == "TypeError"
+    assert "a key JSON cannot hold" not in stream.getvalue().decode()
+    assert fine["event"] == "fine"
