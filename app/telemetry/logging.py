@@ -57,6 +57,9 @@ _MAX_KEYS = 1024
 #: Queued lines that wake a batching writer before its time.
 _WAKE_AT_QUEUED = 1024
 
+#: Queued lines past which the logging thread writes them itself.
+_MOST_QUEUED = 4096
+
 #: The writer of the current configuration, closed when it is replaced.
 _writer: _LineWriter | None = None
 
@@ -247,14 +250,18 @@ class _LineWriter:
         return self
 
     def msg(self, event_dict: EventDict) -> None:
-        self._queue.append(event_dict)
-        if not self._batch_seconds:
+        queue = self._queue
+        queue.append(event_dict)
+        if not self._batch_seconds or len(queue) >= _MOST_QUEUED:
+            # Unbatched; or the writer is that far behind (its output blocks), and the caller
+            # writes, waiting for the output as an unbatched caller would, rather than the
+            # queue growing without bound.
             self.flush()
         elif self._thread_pid != os.getpid():
             # Started at the first line, in the process that logs it: a thread started
             # before a fork does not run in the child.
             self._start_thread()
-        elif len(self._queue) >= _WAKE_AT_QUEUED:
+        elif len(queue) >= _WAKE_AT_QUEUED:
             self._wake.set()
 
     log = debug = info = warn = warning = msg
@@ -331,6 +338,8 @@ def configure_logging(
     ``stream`` is binary or a text stream with a ``buffer`` (the default, ``sys.stdout``).
     With ``batch_seconds``, lines are rendered and written together at most that long after
     they were logged (and at exit, or on :func:`flush_logs`); without, as they are logged.
+    A batched line shows its values as they are when it is written: log a copy of a dict or
+    list the caller goes on changing.
 
     Call it before creating the Flask app. Calling it again replaces the previous
     configuration, after writing what it still holds and closing the log file it opened.

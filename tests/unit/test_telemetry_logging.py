@@ -13,6 +13,7 @@ import orjson
 import structlog
 
 from app.telemetry import configure_logging, flush_logs, hash_customer_id
+from app.telemetry import logging as logging_module
 from app.telemetry.logging import REDACTED, Redactor
 
 
@@ -247,3 +248,41 @@ def test_a_line_that_cannot_be_rendered_is_reported_and_the_next_still_written()
     assert odd["error"] == "TypeError"
     assert "a key JSON cannot hold" not in stream.getvalue().decode()
     assert fine["event"] == "fine"
+
+
+class StuckStream(io.BytesIO):
+    """A stream whose writes block until ``release`` is set, like a pipe nobody reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        self.release.wait(timeout=30)
+        return super().write(data)
+
+
+def test_a_writer_stuck_in_its_output_holds_back_the_logging_thread_not_its_memory() -> None:
+    stream = StuckStream()
+    configure_logging("scoring", "2.0.0", stream=stream, batch_seconds=60)
+    writer = logging_module._writer
+    lines_logged = logging_module._MOST_QUEUED * 2
+
+    def log() -> None:
+        for n in range(lines_logged):
+            structlog.get_logger().info("queued", n=n)
+
+    logging_thread = threading.Thread(target=log)
+    logging_thread.start()
+    deadline = time.monotonic() + 10
+    while len(writer._queue) < logging_module._MOST_QUEUED and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+    # The writer took a batch and is stuck writing it; the logging thread, at the cap, waits
+    # for the output as an unbatched caller would.
+    assert len(writer._queue) == logging_module._MOST_QUEUED
+    assert logging_thread.is_alive()
+    stream.release.set()
+    logging_thread.join(timeout=30)
+    flush_logs()
+    assert [line["n"] for line in lines(stream)] == list(range(lines_logged))
