@@ -5,6 +5,10 @@ Fields every line of a request carries (its request id, the prediction it made) 
 structlog's own ``contextvars`` helpers keep a variable per field, and their merge walks every
 context variable of the thread on every line: a third of a request's log cycle (bind, line,
 clear) in a tight loop.
+
+A call to log runs only the processors that need its moment (the request's fields, the time,
+the current span, the exception being handled) and queues the line. Services have a writer
+thread render, redact and write what has queued every 0.1 s (:class:`_LineWriter`).
 """
 
 from __future__ import annotations
