@@ -28,7 +28,7 @@ REQUEST_ID_HEADER = "X-Request-ID"
 
 # Headers are read from the WSGI environ: werkzeug's header view converts and checks the
 # name on every read.
-_REQUEST_ID_KEY = "HTTP_X_REQUEST_ID"
+_REQUEST_ID_KEY = "HTTP_" + REQUEST_ID_HEADER.upper().replace("-", "_")
 
 #: Routes polled by machines: counted in metrics, but neither traced nor logged.
 QUIET_ROUTES = frozenset({"/metrics", "/healthz", "/readyz"})
