@@ -95,7 +95,8 @@ BASELINE = "a"
 @dataclass(frozen=True)
 class Summary:
     """A variant's medians over rounds; ``errors`` is summed over every round. ``cpu`` is
-    each service's CPU time per request, in seconds."""
+    each service's CPU time per request, in seconds; ``rates`` each round's throughput, in
+    round order."""
 
     variant: Variant
     rate: float
@@ -103,6 +104,7 @@ class Summary:
     p99: float
     errors: int
     cpu: Mapping[str, float] = field(default_factory=dict)
+    rates: tuple[float, ...] = ()
 
 
 def summarise(
@@ -120,6 +122,7 @@ def summarise(
         cpu={service: statistics.median(run[service] for run in cpu) for service in cpu[0]}
         if cpu
         else {},
+        rates=tuple(run.rate for run in runs),
     )
 
 
@@ -152,6 +155,8 @@ def rows(summaries: Sequence[Summary]) -> list[Row]:
         if key == "b":
             goal, met = f">= {GOAL_FULL_RATIO}", ratio >= GOAL_FULL_RATIO
         table.append(Row(f"{key}/{BASELINE}", "throughput ratio", f"{ratio:.2f}", goal, met))
+        if key == "b" and len(summary.rates) > 1 and len(summary.rates) == len(baseline.rates):
+            table.append(_per_round(summary, baseline))
     if "b" in by_key and baseline.cpu and by_key["b"].cpu:
         # Where full telemetry's cost lands: scoring is the bottleneck, one GIL-bound process.
         full = by_key["b"].cpu
@@ -175,6 +180,19 @@ def rows(summaries: Sequence[Summary]) -> list[Row]:
             )
         )
     return table
+
+
+def _per_round(full: Summary, baseline: Summary) -> Row:
+    """b/a within each round, where both ran a minute apart on the machine as it was then:
+    how far the ratio moves from round to round, and how often it meets the goal."""
+    ratios = [rate / base for rate, base in zip(full.rates, baseline.rates, strict=True)]
+    met = sum(ratio >= GOAL_FULL_RATIO for ratio in ratios)
+    return Row(
+        f"b/{BASELINE}",
+        "throughput ratio per round",
+        f"median {statistics.median(ratios):.2f}, {min(ratios):.2f} to {max(ratios):.2f}; "
+        f">= {GOAL_FULL_RATIO} in {met} of {len(ratios)}",
+    )
 
 
 def _cpu_text(cpu: Mapping[str, float]) -> str:

@@ -54,6 +54,34 @@ def test_ratios_are_relative_to_telemetry_off_and_only_b_has_the_goal() -> None:
     assert (versus.value, versus.met) == ("1.64", True)
 
 
+def test_b_over_a_is_also_taken_within_each_round() -> None:
+    """Rounds are paired: the machine's speed drifts between rounds, and a ratio taken within
+    one round does not carry that drift."""
+    variant = {key: _summary(key, 0).variant for key in "ab"}
+    # Round by round, b runs at 0.90, 0.80 and 0.86 of a, while the machine slows down.
+    off = overhead.summarise(variant["a"], [_run(rate) for rate in (500, 400, 300)])
+    full = overhead.summarise(variant["b"], [_run(rate) for rate in (450, 320, 258)])
+
+    rows = overhead.rows([off, full])
+
+    assert _by(rows, "b/a", "throughput ratio").value == "0.80"  # 320 / 400, the medians
+    per_round = _by(rows, "b/a", "throughput ratio per round")
+    assert per_round.value == "median 0.86, 0.80 to 0.90; >= 0.85 in 2 of 3"
+
+
+def test_a_single_round_or_unpaired_rounds_show_no_per_round_ratio() -> None:
+    variant = {key: _summary(key, 0).variant for key in "ab"}
+    for a_rates, b_rates in [((400,), (380,)), ((400, 410), (380,))]:
+        off = overhead.summarise(variant["a"], [_run(rate) for rate in a_rates])
+        full = overhead.summarise(variant["b"], [_run(rate) for rate in b_rates])
+        rows = overhead.rows([off, full])
+        assert not [row for row in rows if row.measure == "throughput ratio per round"]
+
+
+def _run(rate: float) -> WrkResult:
+    return WrkResult(requests=int(rate * 10), seconds=10, errors=0, p50=0.01, p99=0.02)
+
+
 def test_a_slow_full_variant_and_errors_fail_their_goals() -> None:
     rows = overhead.rows(
         [_summary("a", 400), _summary("b", 300, errors=4), _summary("c", 320), _summary("d", 390)]
