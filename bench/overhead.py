@@ -5,7 +5,9 @@ fixed concurrency. The variants run interleaved, in an order rotated every round
 processes started afresh every round, so neither a machine that slows down over the run nor
 one lucky process favours a variant. Figures are medians over rounds. Beside throughput and
 latency, each variant reports the CPU time each service's processes spent per request (from
-the kernel's accounting), which shows where telemetry's cost lands.
+the kernel's accounting), which shows where telemetry's cost lands. b/a also comes with a
+bootstrap interval over rounds, and ``OBSLAB_BENCH_VARIANTS=a,b`` runs only the variants named,
+so the same time buys more rounds.
 
 Rerun a variant by hand with the same settings: ``OBSLAB_TELEMETRY=off`` turns obslab's
 telemetry off; ``OTEL_TRACES_SAMPLER``/``OTEL_TRACES_SAMPLER_ARG`` set its sampling.
@@ -14,6 +16,7 @@ telemetry off; ``OTEL_TRACES_SAMPLER``/``OTEL_TRACES_SAMPLER_ARG`` set its sampl
 from __future__ import annotations
 
 import os
+import random
 import statistics
 import tempfile
 import threading
@@ -37,6 +40,7 @@ ROUNDS = int(os.environ.get("OBSLAB_BENCH_ROUNDS", "5"))
 SECONDS = float(os.environ.get("OBSLAB_BENCH_SECONDS", "8"))
 CONNECTIONS = int(os.environ.get("OBSLAB_BENCH_CONNECTIONS", "8"))
 WARMUP_SECONDS = 3.0
+BOOTSTRAP_DRAWS = 2000
 
 
 @dataclass(frozen=True)
@@ -156,7 +160,7 @@ def rows(summaries: Sequence[Summary]) -> list[Row]:
             goal, met = f">= {GOAL_FULL_RATIO}", ratio >= GOAL_FULL_RATIO
         table.append(Row(f"{key}/{BASELINE}", "throughput ratio", f"{ratio:.2f}", goal, met))
         if key == "b" and len(summary.rates) > 1 and len(summary.rates) == len(baseline.rates):
-            table.append(_per_round(summary, baseline))
+            table += [_per_round(summary, baseline), _interval(summary, baseline)]
     if "b" in by_key and baseline.cpu and by_key["b"].cpu:
         # Where full telemetry's cost lands: scoring is the bottleneck, one GIL-bound process.
         full = by_key["b"].cpu
@@ -195,12 +199,56 @@ def _per_round(full: Summary, baseline: Summary) -> Row:
     )
 
 
+def _interval(full: Summary, baseline: Summary) -> Row:
+    """A 95 % bootstrap interval for b/a, the ratio of medians: rounds drawn again with
+    replacement, each keeping its a and b together, as they ran side by side. How far the
+    ratio could be off by which processes and minutes a run happened to get."""
+    draws = random.Random(0)  # the same figures give the same interval
+    rounds = list(zip(full.rates, baseline.rates, strict=True))
+    ratios = []
+    for _ in range(BOOTSTRAP_DRAWS):
+        drawn = draws.choices(rounds, k=len(rounds))
+        ratios.append(
+            statistics.median(rate for rate, _ in drawn)
+            / statistics.median(base for _, base in drawn)
+        )
+    cuts = statistics.quantiles(ratios, n=40, method="inclusive")  # every 2.5 %
+    low, high = cuts[0], cuts[-1]
+    return Row(
+        f"b/{BASELINE}",
+        "throughput ratio, 95 % interval",
+        f"{low:.2f} to {high:.2f} (bootstrap over {len(rounds)} rounds)",
+    )
+
+
 def _cpu_text(cpu: Mapping[str, float]) -> str:
     return ", ".join(f"{service} {seconds * 1e6:.0f} µs" for service, seconds in cpu.items())
 
 
 def run() -> list[Row]:
-    return rows(measure(VARIANTS, rounds=ROUNDS, seconds=SECONDS, connections=CONNECTIONS))
+    variants = chosen(os.environ.get("OBSLAB_BENCH_VARIANTS", ""))
+    return rows(measure(variants, rounds=ROUNDS, seconds=SECONDS, connections=CONNECTIONS))
+
+
+def chosen(keys: str) -> list[Variant]:
+    """The variants named in ``keys`` (``OBSLAB_BENCH_VARIANTS``, e.g. ``a,b``), in table
+    order; all of them when empty. Fewer variants make a round shorter, so the same time buys
+    more rounds of the ratio that matters."""
+    if not keys.strip():
+        return list(VARIANTS)
+    wanted = {key.strip() for key in keys.split(",")}
+    known = {variant.key for variant in VARIANTS}
+    if unknown := sorted(wanted - known):
+        raise ObslabError(
+            f"OBSLAB_BENCH_VARIANTS names no variant {', '.join(unknown)}; "
+            f"choose from {', '.join(sorted(known))}"
+        )
+    if BASELINE not in wanted:
+        raise ObslabError(
+            f"OBSLAB_BENCH_VARIANTS must include {BASELINE}, the baseline every ratio is taken "
+            f"against; got {keys!r}"
+        )
+    return [variant for variant in VARIANTS if variant.key in wanted]
 
 
 def measure(

@@ -7,6 +7,7 @@ import pytest
 from bench import overhead
 from bench.overhead import VARIANTS, Summary, Variant
 from bench.wrk import WrkResult
+from obslab.errors import ObslabError
 
 
 def _summary(key: str, rate: float, errors: int = 0) -> Summary:
@@ -142,3 +143,36 @@ def test_a_short_run_measures_throughput_and_each_services_cpu(
         assert summary.rate > 0 and summary.errors == 0, summary
         assert set(summary.cpu) == {"features", "scoring"}
         assert all(seconds > 0 for seconds in summary.cpu.values()), summary
+
+
+def test_b_over_a_comes_with_a_bootstrap_interval_around_the_ratio_of_medians() -> None:
+    variant = {key: _summary(key, 0).variant for key in "ab"}
+    steady = overhead.summarise(variant["a"], [_run(400)] * 8)
+    # b runs at 0.80 to 0.95 of a: the interval lies within that spread and holds the ratio.
+    full = overhead.summarise(
+        variant["b"], [_run(rate) for rate in (320, 340, 380, 360, 350, 344, 336, 372)]
+    )
+
+    interval = _by(overhead.rows([steady, full]), "b/a", "throughput ratio, 95 % interval")
+
+    low, high = (float(part) for part in interval.value.split(" (")[0].split(" to "))
+    ratio = float(_by(overhead.rows([steady, full]), "b/a", "throughput ratio").value)
+    assert 0.80 <= low < ratio < high <= 0.95
+    assert interval.value.endswith("(bootstrap over 8 rounds)")
+    # Same figures, same interval: the draws are seeded.
+    assert overhead.rows([steady, full]) == overhead.rows([steady, full])
+
+
+def test_a_bench_run_can_be_limited_to_some_variants() -> None:
+    assert [variant.key for variant in overhead.chosen("")] == [v.key for v in VARIANTS]
+    assert [variant.key for variant in overhead.chosen(" b, a ")] == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [("a,z", "names no variant z; choose from a, b, c, d, e, f"), ("b,c", "must include a")],
+)
+def test_an_unknown_or_baseless_variant_choice_is_refused_by_name(keys: str, message: str) -> None:
+    with pytest.raises(ObslabError, match="OBSLAB_BENCH_VARIANTS") as refused:
+        overhead.chosen(keys)
+    assert message in str(refused.value)
