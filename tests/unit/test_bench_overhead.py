@@ -159,6 +159,7 @@ def test_b_over_a_comes_with_a_bootstrap_interval_around_the_ratio_of_medians() 
     ratio = float(_by(overhead.rows([steady, full]), "b/a", "throughput ratio").value)
     assert 0.80 <= low < ratio < high <= 0.95
     assert interval.value.endswith("(bootstrap over 8 rounds)")
+    assert (interval.goal, interval.met) == ("low end >= 0.85", low >= 0.85)
     # Same figures, same interval: the draws are seeded.
     assert overhead.rows([steady, full]) == overhead.rows([steady, full])
 
@@ -176,3 +177,13 @@ def test_an_unknown_or_baseless_variant_choice_is_refused_by_name(keys: str, mes
     with pytest.raises(ObslabError, match="OBSLAB_BENCH_VARIANTS") as refused:
         overhead.chosen(keys)
     assert message in str(refused.value)
+
+
+def test_the_goal_is_met_reliably_only_when_the_whole_interval_meets_it() -> None:
+    variant = {key: _summary(key, 0).variant for key in "ab"}
+    off = overhead.summarise(variant["a"], [_run(400)] * 6)
+    for b_rates, reliably in [((372, 368, 380, 364, 376, 370), True), ((300, 360, 380) * 2, False)]:
+        full = overhead.summarise(variant["b"], [_run(rate) for rate in b_rates])
+        rows = overhead.rows([off, full])
+        assert _by(rows, "b/a", "throughput ratio").met is True
+        assert _by(rows, "b/a", "throughput ratio, 95 % interval").met is reliably
