@@ -52,6 +52,10 @@ class Variant:
     agent: bool = False
     #: Export spans over OTLP/HTTP to the local sink, a collector that costs nothing.
     to_sink: bool = False
+    #: Settings for one service only, added to ``env``: ``{"features": {...}}``.
+    only: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    #: Run when ``OBSLAB_BENCH_VARIANTS`` is unset; the others only when named there.
+    default: bool = True
 
 
 VARIANTS = (
@@ -91,6 +95,22 @@ VARIANTS = (
         "obslab, traces 100% over OTLP/HTTP",
         {"OTEL_TRACES_SAMPLER": "parentbased_always_on"},
         to_sink=True,
+    ),
+    # Where b's cost lands: b with telemetry off in one of its two services. Not run unless
+    # named, as they answer a question of diagnosis rather than of the goal.
+    Variant(
+        "g",
+        "obslab in scoring only",
+        {"OTEL_TRACES_SAMPLER": "parentbased_always_on"},
+        only={"features": {"OBSLAB_TELEMETRY": "off"}},
+        default=False,
+    ),
+    Variant(
+        "h",
+        "obslab in features only",
+        {"OTEL_TRACES_SAMPLER": "parentbased_always_on"},
+        only={"scoring": {"OBSLAB_TELEMETRY": "off"}},
+        default=False,
     ),
 )
 BASELINE = "a"
@@ -235,10 +255,10 @@ def run() -> list[Row]:
 
 def chosen(keys: str) -> list[Variant]:
     """The variants named in ``keys`` (``OBSLAB_BENCH_VARIANTS``, e.g. ``a,b``), in table
-    order; all of them when empty. Fewer variants make a round shorter, so the same time buys
-    more rounds of the ratio that matters."""
+    order; when empty, every variant but those run only when named. Fewer variants make a
+    round shorter, so the same time buys more rounds of the ratio that matters."""
     if not keys.strip():
-        return list(VARIANTS)
+        return [variant for variant in VARIANTS if variant.default]
     wanted = {key.strip() for key in keys.split(",")}
     known = {variant.key for variant in VARIANTS}
     if unknown := sorted(wanted - known):
@@ -308,7 +328,13 @@ def _pair(variant: Variant, slot: int, home: Path, root: Path, sink: _Sink) -> S
     if variant.to_sink:
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = sink.url
     return ServicePair(
-        variant.key, slot, home, env=env, agent=variant.agent, models_dir=root / "models"
+        variant.key,
+        slot,
+        home,
+        env=env,
+        only=variant.only,
+        agent=variant.agent,
+        models_dir=root / "models",
     )
 
 

@@ -38,10 +38,12 @@ class ServicePair:
         home: Path,
         *,
         env: Mapping[str, str] | None = None,
+        only: Mapping[str, Mapping[str, str]] | None = None,
         agent: bool = False,
         models_dir: Path | None = None,
     ) -> None:
-        """``env`` is added to both services' environment; ``agent`` runs them under
+        """``env`` is added to both services' environment, then ``only[service]`` to that
+        service's (``scoring`` or ``features``); ``agent`` runs them under
         ``opentelemetry-instrument``. ``models_dir`` lets pairs share one trained model."""
         stack = load_stack(port_offset=port_offset_from_env())
         self.name = name
@@ -55,12 +57,17 @@ class ServicePair:
         scoring_port = _port(stack.scoring, slot)
         self.features_url = f"http://127.0.0.1:{features_port}"
         self.scoring_url = f"http://127.0.0.1:{scoring_port}"
+        only = only or {}
+        if unknown := sorted(set(only) - {"scoring", "features"}):
+            raise ValueError(f"a pair runs scoring and features, not {', '.join(unknown)}")
         self._specs = [
-            self._gunicorn(stack.features, features_port, base, agent),
+            self._gunicorn(
+                stack.features, features_port, {**base, **only.get("features", {})}, agent
+            ),
             self._gunicorn(
                 stack.scoring,
                 scoring_port,
-                {**base, "OBSLAB_FEATURES_URL": self.features_url},
+                {**base, "OBSLAB_FEATURES_URL": self.features_url, **only.get("scoring", {})},
                 agent,
             ),
         ]

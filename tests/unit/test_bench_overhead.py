@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
+import json
+from pathlib import Path
 
-from bench import overhead
+import pytest
+import requests
+
+from bench import overhead, wrk
 from bench.overhead import VARIANTS, Summary, Variant
+from bench.pair import ServicePair
 from bench.wrk import WrkResult
 from obslab.errors import ObslabError
 
@@ -165,13 +170,15 @@ def test_b_over_a_comes_with_a_bootstrap_interval_around_the_ratio_of_medians() 
 
 
 def test_a_bench_run_can_be_limited_to_some_variants() -> None:
-    assert [variant.key for variant in overhead.chosen("")] == [v.key for v in VARIANTS]
+    assert [variant.key for variant in overhead.chosen("")] == ["a", "b", "c", "d", "e", "f"]
     assert [variant.key for variant in overhead.chosen(" b, a ")] == ["a", "b"]
+    # Diagnostic variants run only when named.
+    assert [variant.key for variant in overhead.chosen("h,a,g")] == ["a", "g", "h"]
 
 
 @pytest.mark.parametrize(
     ("keys", "message"),
-    [("a,z", "names no variant z; choose from a, b, c, d, e, f"), ("b,c", "must include a")],
+    [("a,z", "names no variant z; choose from a, b, c, d, e, f, g, h"), ("b,c", "must include a")],
 )
 def test_an_unknown_or_baseless_variant_choice_is_refused_by_name(keys: str, message: str) -> None:
     with pytest.raises(ObslabError, match="OBSLAB_BENCH_VARIANTS") as refused:
@@ -187,3 +194,30 @@ def test_the_goal_is_met_reliably_only_when_the_whole_interval_meets_it() -> Non
         rows = overhead.rows([off, full])
         assert _by(rows, "b/a", "throughput ratio").met is True
         assert _by(rows, "b/a", "throughput ratio, 95 % interval").met is reliably
+
+
+def test_a_variant_can_turn_telemetry_on_in_one_service_only(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Real gunicorn pairs: g has obslab's telemetry in scoring alone, h in features alone."""
+    monkeypatch.setenv("OBSLAB_PORT_OFFSET", "10000")
+    counted = {}
+    for slot, key in enumerate("gh"):
+        variant = next(variant for variant in VARIANTS if variant.key == key)
+        with ServicePair(key, slot, tmp_path / key, env=variant.env, only=variant.only) as pair:
+            body = json.loads(wrk.applicant_bodies(1)[0])
+            assert requests.post(f"{pair.scoring_url}/predict", json=body, timeout=10).ok
+            counted[key] = {
+                service: "http_requests_total{" in requests.get(f"{url}/metrics", timeout=10).text
+                for service, url in (("scoring", pair.scoring_url), ("features", pair.features_url))
+            }
+
+    assert counted == {
+        "g": {"scoring": True, "features": False},
+        "h": {"scoring": False, "features": True},
+    }
+
+
+def test_a_pair_refuses_settings_for_a_service_it_does_not_run(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not nginx"):
+        ServicePair("x", 0, tmp_path, only={"nginx": {}})
