@@ -15,9 +15,12 @@ from bench.wrk import WrkResult
 from obslab.errors import ObslabError
 
 
+def _variant(key: str) -> Variant:
+    return next(variant for variant in VARIANTS if variant.key == key)
+
+
 def _summary(key: str, rate: float, errors: int = 0) -> Summary:
-    variant = next(variant for variant in VARIANTS if variant.key == key)
-    return Summary(variant, rate=rate, p50=0.01, p99=0.05, errors=errors)
+    return Summary(_variant(key), rate=rate, p50=0.01, p99=0.05, errors=errors)
 
 
 def _by(rows: list, case: str, measure: str):
@@ -63,7 +66,7 @@ def test_ratios_are_relative_to_telemetry_off_and_only_b_has_the_goal() -> None:
 def test_b_over_a_is_also_taken_within_each_round() -> None:
     """Rounds are paired: the machine's speed drifts between rounds, and a ratio taken within
     one round does not carry that drift."""
-    variant = {key: _summary(key, 0).variant for key in "ab"}
+    variant = {key: _variant(key) for key in "ab"}
     # Round by round, b runs at 0.90, 0.80 and 0.86 of a, while the machine slows down.
     off = overhead.summarise(variant["a"], [_run(rate) for rate in (500, 400, 300)])
     full = overhead.summarise(variant["b"], [_run(rate) for rate in (450, 320, 258)])
@@ -76,7 +79,7 @@ def test_b_over_a_is_also_taken_within_each_round() -> None:
 
 
 def test_a_single_round_or_unpaired_rounds_show_no_per_round_ratio() -> None:
-    variant = {key: _summary(key, 0).variant for key in "ab"}
+    variant = {key: _variant(key) for key in "ab"}
     for a_rates, b_rates in [((400,), (380,)), ((400, 410), (380,))]:
         off = overhead.summarise(variant["a"], [_run(rate) for rate in a_rates])
         full = overhead.summarise(variant["b"], [_run(rate) for rate in b_rates])
@@ -100,14 +103,14 @@ def test_a_slow_full_variant_and_errors_fail_their_goals() -> None:
 
 
 def test_a_dead_trace_backend_is_set_beside_the_same_exporter_alive_by_latency() -> None:
-    down = Summary(_summary("e", 290).variant, rate=290, p50=0.015, p99=0.05, errors=0)
+    down = Summary(_variant("e"), rate=290, p50=0.015, p99=0.05, errors=0)
     rows = overhead.rows([_summary("a", 400), _summary("b", 300), down, _summary("f", 300)])
 
     assert _by(rows, "e vs f", "p50 latency ratio").value == "1.50"
 
 
 def test_cpu_per_request_is_a_median_per_service_and_b_shows_what_it_adds() -> None:
-    variant = next(variant for variant in VARIANTS if variant.key == "b")
+    variant = _variant("b")
     runs = [WrkResult(requests=1000, seconds=10, errors=0, p50=0.01, p99=0.02)] * 3
     cpu = [
         {"features": 0.0006, "scoring": 0.0020},
@@ -151,7 +154,7 @@ def test_a_short_run_measures_throughput_and_each_services_cpu(
 
 
 def test_b_over_a_comes_with_a_bootstrap_interval_around_the_ratio_of_medians() -> None:
-    variant = {key: _summary(key, 0).variant for key in "ab"}
+    variant = {key: _variant(key) for key in "ab"}
     steady = overhead.summarise(variant["a"], [_run(400)] * 8)
     # b runs at 0.80 to 0.95 of a: the interval lies within that spread and holds the ratio.
     full = overhead.summarise(
@@ -187,7 +190,7 @@ def test_an_unknown_or_baseless_variant_choice_is_refused_by_name(keys: str, mes
 
 
 def test_the_goal_is_met_reliably_only_when_the_whole_interval_meets_it() -> None:
-    variant = {key: _summary(key, 0).variant for key in "ab"}
+    variant = {key: _variant(key) for key in "ab"}
     off = overhead.summarise(variant["a"], [_run(400)] * 6)
     for b_rates, reliably in [((372, 368, 380, 364, 376, 370), True), ((300, 360, 380) * 2, False)]:
         full = overhead.summarise(variant["b"], [_run(rate) for rate in b_rates])
@@ -203,7 +206,7 @@ def test_a_variant_can_turn_telemetry_on_in_one_service_only(
     monkeypatch.setenv("OBSLAB_PORT_OFFSET", "10000")
     counted = {}
     for slot, key in enumerate("gh"):
-        variant = next(variant for variant in VARIANTS if variant.key == key)
+        variant = _variant(key)
         with ServicePair(key, slot, tmp_path / key, env=variant.env, only=variant.only) as pair:
             body = json.loads(wrk.applicant_bodies(1)[0])
             assert requests.post(f"{pair.scoring_url}/predict", json=body, timeout=10).ok
