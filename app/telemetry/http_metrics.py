@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from app.telemetry import batch
+
 #: Latency buckets shared by server and dependency histograms, in seconds.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -19,9 +21,11 @@ def method_label(method: str) -> str:
 
 
 class HttpMetrics:
-    """``http_requests_total`` and ``http_request_duration_seconds`` for one service version."""
+    """``http_requests_total`` and ``http_request_duration_seconds`` for one service version,
+    updated in batches (:mod:`app.telemetry.batch`)."""
 
     def __init__(self, registry: CollectorRegistry, version: str) -> None:
+        batch.attach(registry)
         self._version = version
         self._requests = Counter(
             "http_requests",
@@ -44,6 +48,11 @@ class HttpMetrics:
         self, route: str, method: str, status: int, seconds: float, trace_id: str | None
     ) -> None:
         """Count one request and time it; ``trace_id`` becomes the bucket's exemplar."""
+        batch.later(self._record, route, method, status, seconds, trace_id)
+
+    def _record(
+        self, route: str, method: str, status: int, seconds: float, trace_id: str | None
+    ) -> None:
         key = (route, method, status)
         children = self._children.get(key)
         if children is None:

@@ -16,6 +16,7 @@ from typing import Protocol
 import requests
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from app.telemetry import batch
 from app.telemetry.http_metrics import LATENCY_BUCKETS
 
 SCORE_BUCKETS = tuple(round(0.05 * step, 2) for step in range(1, 21))
@@ -49,12 +50,14 @@ class ModelMetrics:
     """Prediction, drift, missing-input and feedback counters for one model version.
 
     Every label combination exists from the start at 0, so ``rate()`` and PSI rules see
-    every bin from the first scrape.
+    every bin from the first scrape. Updates are applied in batches
+    (:mod:`app.telemetry.batch`).
     """
 
     def __init__(
         self, registry: CollectorRegistry, baseline: Baseline, *, enabled: bool = True
     ) -> None:
+        batch.attach(registry)
         # Disabled (OBSLAB_TELEMETRY=off), the series still exist but nothing is recorded.
         self._enabled = enabled
         version = baseline.model_version
@@ -119,9 +122,9 @@ class ModelMetrics:
         self._decisions = {
             decision: predictions.labels(version, decision) for decision in DECISIONS
         }
+        self._feature_names = tuple(baseline.features)
         self._features = tuple(
             (
-                name,
                 edges.bin_index,
                 _bins(feature_bins, edges, version, name),
                 missing.labels(version, name),
@@ -143,8 +146,11 @@ class ModelMetrics:
         """
         if not self._enabled:
             return
-        for name, bin_index, bins, missing in self._features:
-            value = features.get(name)
+        # Read now: the caller owns the mapping, and the batch applies later.
+        batch.later(self._count_inputs, tuple(map(features.get, self._feature_names)))
+
+    def _count_inputs(self, values: tuple[float | None, ...]) -> None:
+        for value, (bin_index, bins, missing) in zip(values, self._features, strict=True):
             if value is None:
                 missing.inc()
             else:
@@ -157,6 +163,9 @@ class ModelMetrics:
         decided = self._decisions.get(decision)
         if decided is None:
             raise ValueError(f"decision must be one of {DECISIONS}, got {decision!r}")
+        batch.later(self._count_prediction, score, decided)
+
+    def _count_prediction(self, score: float, decided: Counter) -> None:
         self._score.observe(score)
         self._score_bins[self._score_bin_index(score)].inc()
         decided.inc()
@@ -170,7 +179,7 @@ class ModelMetrics:
         if not self._enabled:
             return
         outcome = "correct" if correct else "incorrect"
-        self._feedback.labels(model_version or self._version, outcome).inc()
+        batch.later(self._feedback.labels(model_version or self._version, outcome).inc)
 
 
 @dataclass
@@ -181,11 +190,13 @@ class DependencyCall:
 
 
 class DependencyMetrics:
-    """``dependency_requests_total{dependency, outcome}`` and its latency histogram."""
+    """``dependency_requests_total{dependency, outcome}`` and its latency histogram, updated in
+    batches (:mod:`app.telemetry.batch`)."""
 
     def __init__(
         self, registry: CollectorRegistry, dependency: str, *, enabled: bool = True
     ) -> None:
+        batch.attach(registry)
         self._enabled = enabled
         calls = Counter(
             "dependency_requests",
@@ -210,6 +221,9 @@ class DependencyMetrics:
         calls = self._calls.get(outcome)
         if calls is None:
             raise ValueError(f"outcome must be one of {DEPENDENCY_OUTCOMES}, got {outcome!r}")
+        batch.later(self._record, calls, seconds)
+
+    def _record(self, calls: Counter, seconds: float) -> None:
         calls.inc()
         self._duration.observe(seconds)
 

@@ -17,6 +17,12 @@ standard sampler decides for a child of a sampled parent (``parentbased_*``, and
 ``traceidratio`` on the parent's trace id). Processors' ``on_start`` is not called: obslab's
 (the batch exporter) does nothing there. Under a tracer that is not the SDK's, and for a step
 without a sampled parent, both are ordinary spans.
+
+Under a provider whose span processor is :class:`DeferredEnds` (every service's), a light span
+that ends hands itself to the telemetry batch (:mod:`app.telemetry.batch`), which builds its
+finished copy and passes it on with the next batch: built there, with the CPU's caches warm for
+it, it costs a fraction of what it costs at the end of each step. The processors behind see it
+at most about 0.1 s later; a flush or shutdown of the provider applies the batch first.
 """
 
 from __future__ import annotations
@@ -31,7 +37,12 @@ from typing import NamedTuple
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
+from opentelemetry.sdk.trace import (
+    Event,
+    ReadableSpan,
+    SpanProcessor,
+    SynchronousMultiSpanProcessor,
+)
 from opentelemetry.sdk.trace import Tracer as SdkTracer
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.semconv.attributes.exception_attributes import (
@@ -42,6 +53,8 @@ from opentelemetry.semconv.attributes.exception_attributes import (
 )
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.util.types import Attributes, AttributeValue
+
+from app.telemetry import batch
 
 
 def start_span(
@@ -125,12 +138,28 @@ class Step:
         self.span.end()
 
 
+class DeferredEnds(SynchronousMultiSpanProcessor):
+    """A provider's span processor (``TracerProvider(active_span_processor=...)``) that lets
+    its light spans end in the telemetry batch. Flushing or shutting it down applies the batch
+    first, so the processors behind it still see every span ended before."""
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        batch.BATCH.apply()
+        return super().force_flush(timeout_millis)
+
+    def shutdown(self) -> None:
+        batch.BATCH.apply()
+        super().shutdown()
+
+
 class _Sink(NamedTuple):
-    """Where a tracer's finished spans go, and what they carry from it."""
+    """Where a tracer's finished spans go, what they carry from it, and whether they may be
+    built in the telemetry batch."""
 
     processor: SpanProcessor
     resource: Resource
     scope: InstrumentationScope
+    deferred: bool
 
 
 # A service has one or two tracers, each alive as long as its process.
@@ -138,7 +167,8 @@ class _Sink(NamedTuple):
 def _sink(tracer: SdkTracer) -> _Sink:
     info = tracer.instrumentation_info
     scope = InstrumentationScope(info.name, info.version, info.schema_url)
-    return _Sink(tracer.span_processor, tracer.resource, scope)
+    processor = tracer.span_processor
+    return _Sink(processor, tracer.resource, scope, isinstance(processor, DeferredEnds))
 
 
 class _LightSpan(trace.Span):
@@ -222,6 +252,14 @@ class _LightSpan(trace.Span):
         if self._ended:
             return
         self._ended = True
+        end_time = end_time if end_time is not None else time_ns()
+        if self._sink.deferred:
+            batch.later(self._finish, end_time)
+        else:
+            self._finish(end_time)
+
+    def _finish(self, end_time: int) -> None:
+        """Hand the finished span to the processor; nothing changes an ended span."""
         sink = self._sink
         sink.processor.on_end(
             ReadableSpan(
@@ -234,7 +272,7 @@ class _LightSpan(trace.Span):
                 kind=self._kind,
                 status=self._status,
                 start_time=self._start,
-                end_time=end_time if end_time is not None else time_ns(),
+                end_time=end_time,
                 instrumentation_scope=sink.scope,
             )
         )

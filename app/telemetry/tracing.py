@@ -26,6 +26,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from app.settings import state_dir
 from app.telemetry.otlp_json import OtlpJsonFileExporter
+from app.telemetry.spans import DeferredEnds
 
 #: Why a span never reached the backend: the SDK's reasons, plus a failed export.
 DROP_REASONS = ("queue_full", "already_shutdown", "export_failed")
@@ -60,7 +61,8 @@ def build_tracer_provider(
     """A provider exporting in batches to OTLP/HTTP if configured, else to an OTLP-JSON file.
 
     The sampler and the batch limits come from the standard ``OTEL_TRACES_SAMPLER*`` and
-    ``OTEL_BSP_*`` variables. Spans dropped on the way are counted in ``registry``.
+    ``OTEL_BSP_*`` variables. Spans dropped on the way are counted in ``registry``. Obslab's
+    light spans end in the telemetry batch (:class:`DeferredEnds`).
     """
     resource = Resource.create(
         {
@@ -77,7 +79,7 @@ def build_tracer_provider(
         exporter = OTLPSpanExporter()
     else:
         exporter = OtlpJsonFileExporter(traces_dir / f"{service}.jsonl")
-    provider = TracerProvider(resource=resource)
+    provider = TracerProvider(resource=resource, active_span_processor=DeferredEnds())
     provider.add_span_processor(
         DropCountingBatchSpanProcessor(exporter, spans_dropped_counter(registry))
     )

@@ -1,0 +1,103 @@
+"""Telemetry work from the request path, applied in batches: metric updates, and the finished
+copies of spans (:class:`app.telemetry.spans.DeferredEnds`).
+
+A request hands each update (count this request, observe that score, finish that span) to
+:func:`later`, which queues it: one append. A thread applies what has queued every 0.1 s, and
+every read of a registry the metrics were made in (a scrape of ``/metrics``,
+``get_sample_value``) applies it first, so a reader never sees a count behind a request
+already answered. An exemplar's timestamp is taken when its update is applied: at most about
+0.1 s late.
+
+Why: applied one at a time between requests, with the CPU's caches full of everything else,
+an update cost several times what it costs in a batch. In the scoring service, deferring its
+HTTP, model and dependency metrics and its spans' ends cut telemetry's CPU by about a quarter.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import weakref
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Metric
+from prometheus_client.registry import Collector
+
+_logger = logging.getLogger(__name__)
+
+#: Queued updates that wake the thread before its time.
+_WAKE_AT_QUEUED = 1024
+
+#: Queued updates past which the caller applies them itself: the thread is that far behind.
+_MOST_QUEUED = 8192
+
+
+class UpdateBatch(Collector):
+    """A queue of updates and the thread that applies them; as a collector, it applies them
+    when the registry it is registered in is read."""
+
+    def __init__(self, interval: float = 0.1) -> None:
+        self._interval = interval
+        self._queue: deque[tuple[Callable[..., None], tuple[Any, ...]]] = deque()
+        self._applying = threading.Lock()
+        self._wake = threading.Event()
+        self._thread_pid = 0
+        self._attached: weakref.WeakSet[CollectorRegistry] = weakref.WeakSet()
+
+    def later(self, update: Callable[..., None], *args: Any) -> None:
+        """Call ``update(*args)`` with the next batch. Pass values the caller will not change."""
+        queue = self._queue
+        queue.append((update, args))
+        if len(queue) >= _MOST_QUEUED:
+            self.apply()
+        elif self._thread_pid != os.getpid():
+            # Started at the first update, in the process that makes it: a thread started
+            # before a fork does not run in the child.
+            self._start_thread()
+        elif len(queue) >= _WAKE_AT_QUEUED:
+            self._wake.set()
+
+    def apply(self) -> None:
+        """Apply every update queued so far, in the order they came."""
+        with self._applying:
+            queue = self._queue
+            while queue:
+                update, args = queue.popleft()
+                try:
+                    update(*args)
+                except Exception:  # one bad update must not lose the rest
+                    _logger.exception("telemetry update %r failed", update)
+
+    def attach(self, registry: CollectorRegistry) -> None:
+        """Apply the queue whenever ``registry`` is read. Call it before making the metrics
+        in ``registry``: a registry reads its collectors in the order they came."""
+        if registry not in self._attached:
+            registry.register(self)
+            self._attached.add(registry)
+
+    def collect(self) -> Iterable[Metric]:
+        self.apply()
+        return ()
+
+    def describe(self) -> Iterable[Metric]:
+        return ()
+
+    def _start_thread(self) -> None:
+        self._thread_pid = os.getpid()
+        thread = threading.Thread(target=self._run, name="obslab-telemetry-batch", daemon=True)
+        thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self._interval)
+            self._wake.clear()
+            self.apply()
+
+
+#: The process's batch: every service's metrics and spans use it.
+BATCH = UpdateBatch()
+later = BATCH.later
+attach = BATCH.attach
