@@ -33,6 +33,8 @@ from opentelemetry import trace
 from structlog.tracebacks import ExceptionDictTransformer
 from structlog.typing import EventDict, Processor, WrappedLogger
 
+from app.telemetry import batch
+
 REDACTED = "[REDACTED]"
 
 #: Applicant inputs and customer history: personal data that must never reach a log line.
@@ -97,6 +99,11 @@ def end_request_fields() -> None:
     _REQUEST_FIELDS.set(None)
 
 
+def current_request_fields() -> dict[str, Any] | None:
+    """The fields bound for the current request's lines so far; None outside a request."""
+    return _REQUEST_FIELDS.get()
+
+
 def merge_request_fields(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
     """Add the current request's fields; a field given to the line itself wins."""
     bound = _REQUEST_FIELDS.get()
@@ -124,7 +131,9 @@ class ServiceFields:
 
 
 class UtcTimestamp:
-    """Stamp ``timestamp`` in ISO 8601 UTC with microseconds, e.g. ``2026-01-02T03:04:05.678901Z``.
+    """Stamp ``timestamp`` in ISO 8601 UTC with microseconds, e.g. ``2026-01-02T03:04:05.678901Z``:
+    the time of the call, or the unix time (a float) the line already carries as its timestamp,
+    when it is logged after the moment it describes.
 
     structlog's ``TimeStamper(fmt="iso")`` builds a datetime and formats all of it on every
     line; the date and time of day change once a second, so they are formatted once a second.
@@ -135,7 +144,8 @@ class UtcTimestamp:
         self._cached = (-1, "")
 
     def __call__(self, _: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
-        now = time.time()
+        given = event_dict.get("timestamp")
+        now = given if type(given) is float else time.time()
         second = int(now)
         cached_second, prefix = self._cached
         if second != cached_second:
@@ -248,7 +258,7 @@ class _LineWriter:
         self._wake = threading.Event()
         self._closed = False
         self._thread_pid = 0
-        atexit.register(self.flush)
+        atexit.register(self._flush_at_exit)
 
     def __call__(self, *_names: Any) -> _LineWriter:
         return self
@@ -294,10 +304,19 @@ class _LineWriter:
         """Write what is queued, stop the thread and close the log file."""
         self._closed = True
         self._wake.set()
-        atexit.unregister(self.flush)
-        self.flush()
+        atexit.unregister(self._flush_at_exit)
+        self._flush_at_exit()
         if self._file is not None:
             self._file.close()
+
+    def _flush_at_exit(self) -> None:
+        # Request lines wait in the telemetry batch before they reach the queue.
+        batch.BATCH.apply()
+        self.flush()
+
+    @property
+    def batched(self) -> bool:
+        return bool(self._batch_seconds)
 
     def _render_line(self, event_dict: EventDict) -> bytes:
         try:
@@ -382,7 +401,15 @@ def configure_logging(
 def flush_logs() -> None:
     """Write every line logged so far, when logs are written in batches."""
     if _writer is not None:
+        batch.BATCH.apply()
         _writer.flush()
+
+
+def logs_batched() -> bool:
+    """Whether lines are written in batches, a moment after they are logged; a line may then as
+    well be logged a moment late, as of when it happened (its time, request fields and span),
+    and be written in the same order of time."""
+    return _writer is not None and _writer.batched
 
 
 def close_logs() -> None:

@@ -4,12 +4,17 @@ The server span is made here rather than by opentelemetry-instrumentation-flask:
 instrumentation collects a dozen attributes twice per request and costs about twice the
 rest of this module together, and its ``http.target`` would put raw paths, customer ids
 included, into every trace.
+
+What can wait goes to the telemetry batch (:mod:`app.telemetry.batch`): the request's metrics
+and, when log lines are written in batches, its log line, logged there as of the request's end
+with the request's fields and span.
 """
 
 from __future__ import annotations
 
 import functools
 import random
+import time
 from time import perf_counter
 from typing import Any
 
@@ -20,8 +25,14 @@ from opentelemetry.instrumentation.wsgi import wsgi_getter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from werkzeug.routing import Rule
 
+from app.telemetry import batch
 from app.telemetry.http_metrics import UNMATCHED, HttpMetrics, method_label
-from app.telemetry.logging import begin_request_fields, end_request_fields
+from app.telemetry.logging import (
+    begin_request_fields,
+    current_request_fields,
+    end_request_fields,
+    logs_batched,
+)
 from app.telemetry.spans import start_span
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -151,22 +162,51 @@ class RequestTelemetry:
 
         self._metrics.observe(route, method, status, seconds, trace_id)
         if route not in QUIET_ROUTES or exc is not None:
-            self._log_request(route, method, status, seconds, exc)
+            line = (route, method, status, seconds, exc)
+            if logs_batched():
+                batch.later(self._log_as_of, time.time(), current_request_fields(), span, line)
+            else:
+                self._log_request(*line)
         if span is not None:
             self._end_span(span, status, exc)
             context.detach(environ[_CONTEXT_TOKEN])
         end_request_fields()
 
+    def _log_as_of(
+        self,
+        at: float,
+        request_fields: dict[str, Any] | None,
+        span: trace.Span | None,
+        line: tuple[str, str, int, float, BaseException | None],
+    ) -> None:
+        """Log the request's line from the batch, with the time, fields and span it had."""
+        begin_request_fields(**(request_fields or {}))
+        token = context.attach(trace.set_span_in_context(span)) if span is not None else None
+        try:
+            self._log_request(*line, at=at)
+        finally:
+            if token is not None:
+                context.detach(token)
+            end_request_fields()
+
     def _log_request(
-        self, route: str, method: str, status: int, seconds: float, exc: BaseException | None
+        self,
+        route: str,
+        method: str,
+        status: int,
+        seconds: float,
+        exc: BaseException | None,
+        at: float | None = None,
     ) -> None:
         # The route template, never the raw path: paths carry customer ids.
-        fields = {
+        fields: dict[str, Any] = {
             "route": route,
             "method": method,
             "status": status,
             "duration_ms": round(seconds * 1000, 3),
         }
+        if at is not None:
+            fields["timestamp"] = at
         if exc is not None:
             self._log.error("request", exc_info=exc, **fields)
         elif status >= 500:

@@ -70,6 +70,17 @@ def test_a_prediction_is_binned_per_feature_and_score(
     assert sample(registry, "model_prediction_score_sum") == pytest.approx(0.65)
 
 
+def test_inputs_are_read_when_observed_though_counted_later(
+    model: ModelMetrics, registry: CollectorRegistry
+) -> None:
+    features: dict[str, float | None] = {"income": 60_000.0, "age": 25.0}
+    model.observe_inputs(features)
+    features.update(income=None, age=31.0)  # the caller reuses its mapping
+    assert sample(registry, "model_feature_bin_total", feature="income", bin="2") == 1
+    assert sample(registry, "model_feature_bin_total", feature="age", bin="0") == 1
+    assert sample(registry, "model_feature_missing_total", feature="income") == 0
+
+
 def test_missing_inputs_are_counted_and_not_binned(
     model: ModelMetrics, registry: CollectorRegistry
 ) -> None:
