@@ -97,7 +97,20 @@ class UpdateBatch(Collector):
             self.apply()
 
 
-#: The process's batch: every service's metrics and spans use it.
+#: The process's batch: every service's metrics, spans and request lines use it.
 BATCH = UpdateBatch()
-later = BATCH.later
-attach = BATCH.attach
+
+
+def later(update: Callable[..., None], *args: Any) -> None:
+    """Call ``update(*args)`` with the process's next batch."""
+    BATCH.later(update, *args)
+
+
+def attach(registry: CollectorRegistry) -> None:
+    """Apply the process's batch whenever ``registry`` is read; before making its metrics."""
+    BATCH.attach(registry)
+
+
+def apply() -> None:
+    """Apply everything the process's batch holds."""
+    BATCH.apply()

@@ -311,7 +311,7 @@ class _LineWriter:
 
     def _flush_at_exit(self) -> None:
         # Request lines wait in the telemetry batch before they reach the queue.
-        batch.BATCH.apply()
+        batch.apply()
         self.flush()
 
     @property
@@ -401,7 +401,7 @@ def configure_logging(
 def flush_logs() -> None:
     """Write every line logged so far, when logs are written in batches."""
     if _writer is not None:
-        batch.BATCH.apply()
+        batch.apply()
         _writer.flush()
 
 

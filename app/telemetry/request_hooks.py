@@ -12,6 +12,7 @@ with the request's fields and span.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import random
 import time
@@ -179,15 +180,16 @@ class RequestTelemetry:
         span: trace.Span | None,
         line: tuple[str, str, int, float, BaseException | None],
     ) -> None:
-        """Log the request's line from the batch, with the time, fields and span it had."""
-        begin_request_fields(**(request_fields or {}))
-        token = context.attach(trace.set_span_in_context(span)) if span is not None else None
-        try:
+        """Log the request's line from the batch with the time, fields and span it had, in a
+        context of its own: nothing of it stays with the thread that applies the batch."""
+
+        def log() -> None:
+            begin_request_fields(**(request_fields or {}))
+            if span is not None:
+                context.attach(trace.set_span_in_context(span))
             self._log_request(*line, at=at)
-        finally:
-            if token is not None:
-                context.detach(token)
-            end_request_fields()
+
+        contextvars.Context().run(log)
 
     def _log_request(
         self,

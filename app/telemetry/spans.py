@@ -144,11 +144,11 @@ class DeferredEnds(SynchronousMultiSpanProcessor):
     first, so the processors behind it still see every span ended before."""
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        batch.BATCH.apply()
+        batch.apply()
         return super().force_flush(timeout_millis)
 
     def shutdown(self) -> None:
-        batch.BATCH.apply()
+        batch.apply()
         super().shutdown()
 
 

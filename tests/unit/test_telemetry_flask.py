@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 import time
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -22,9 +23,11 @@ from app.telemetry import (
     Telemetry,
     bind_request_fields,
     configure_logging,
+    flush_logs,
     hash_customer_id,
     init_app,
 )
+from app.telemetry.batch import UpdateBatch
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
@@ -254,6 +257,61 @@ def test_request_lines_carry_trace_and_request_context(
         assert line["trace_id"] == format(server_span.context.trace_id, "032x")
         assert line["span_id"] == format(server_span.context.span_id, "016x")
     assert app_line["customer_id"] == hash_customer_id(7)
+
+
+def test_a_batched_request_line_is_logged_later_as_of_the_request(
+    held_batch: UpdateBatch, app: Flask, span_exporter: InMemorySpanExporter
+) -> None:
+    @app.post("/decide")
+    def decide() -> dict[str, bool]:
+        bind_request_fields(prediction_id="p-1")
+        return {"ok": True}
+
+    stream = io.BytesIO()
+    configure_logging("scoring", "2.0.0", stream=stream, batch_seconds=60)
+    app.test_client().post("/decide", headers={"X-Request-ID": "req-1"})
+    answered = time.time()
+    structlog.get_logger().info("after")
+    assert [orjson.loads(line)["event"] for line in stream.getvalue().splitlines()] == []
+    flush_logs()
+
+    lines = {line["event"]: line for line in map(orjson.loads, stream.getvalue().splitlines())}
+    request_line, after = lines["request"], lines["after"]
+    (server_span,) = span_exporter.get_finished_spans()
+    assert request_line["request_id"] == "req-1"
+    assert request_line["prediction_id"] == "p-1"
+    assert request_line["trace_id"] == format(server_span.context.trace_id, "032x")
+    assert request_line["span_id"] == format(server_span.context.span_id, "016x")
+    # Stamped when the request ended, not when the batch logged it.
+    logged_at = datetime.fromisoformat(request_line["timestamp"]).timestamp()
+    assert logged_at <= answered
+    assert after.keys().isdisjoint({"request_id", "prediction_id", "trace_id"})
+
+
+def test_applying_a_batched_request_line_leaves_the_applying_request_alone(
+    held_batch: UpdateBatch, app: Flask
+) -> None:
+    """flush_logs() applies the batch on the caller's thread, which may be in a request."""
+
+    @app.post("/flush")
+    def flush() -> dict[str, bool]:
+        flush_logs()
+        structlog.get_logger().info("flushed")
+        return {"ok": True}
+
+    stream = io.BytesIO()
+    configure_logging("scoring", "2.0.0", stream=stream, batch_seconds=60)
+    client = app.test_client()
+    client.post("/predict", headers={"X-Request-ID": "earlier"})
+    client.post("/flush", headers={"X-Request-ID": "flushing"})
+    flush_logs()
+
+    lines = [orjson.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(line["event"], line["request_id"]) for line in lines] == [
+        ("request", "earlier"),
+        ("flushed", "flushing"),
+        ("request", "flushing"),
+    ]
 
 
 def test_what_a_request_binds_ends_with_it(app: Flask) -> None:
