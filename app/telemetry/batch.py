@@ -1,5 +1,6 @@
-"""Telemetry work from the request path, applied in batches: metric updates, and the finished
-copies of spans (:class:`app.telemetry.spans.DeferredEnds`).
+"""Telemetry work from the request path, applied in batches: metric updates, the finished
+copies of spans (:class:`app.telemetry.spans.DeferredEnds`) and request log lines
+(:mod:`app.telemetry.request_hooks`).
 
 A request hands each update (count this request, observe that score, finish that span) to
 :func:`later`, which queues it: one append. A thread applies what has queued every 0.1 s, and
@@ -9,8 +10,9 @@ already answered. An exemplar's timestamp is taken when its update is applied: a
 0.1 s late.
 
 Why: applied one at a time between requests, with the CPU's caches full of everything else,
-an update cost several times what it costs in a batch. In the scoring service, deferring its
-HTTP, model and dependency metrics and its spans' ends cut telemetry's CPU by about a quarter.
+an update cost several times what it costs in a batch. In one scoring process, batching its
+metric updates, its spans' ends and its request line cut what telemetry adds to a prediction
+from about 340 to 230 µs of CPU (README, Performance).
 """
 
 from __future__ import annotations

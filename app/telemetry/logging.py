@@ -9,6 +9,10 @@ clear) in a tight loop.
 A call to log runs only the processors that need its moment (the request's fields, the time,
 the current span, the exception being handled) and queues the line. Services have a writer
 thread render, redact and write what has queued every 0.1 s (:class:`_LineWriter`).
+
+A line may also be logged after its moment, as of it: with the request's fields and span made
+current again, and the unix time it describes as a float ``timestamp``. Request lines are
+logged so from the telemetry batch (:mod:`app.telemetry.batch`), which a flush applies first.
 """
 
 from __future__ import annotations
