@@ -410,9 +410,8 @@ def flush_logs() -> None:
 
 
 def logs_batched() -> bool:
-    """Whether lines are written in batches, a moment after they are logged; a line may then as
-    well be logged a moment late, as of when it happened (its time, request fields and span),
-    and be written in the same order of time."""
+    """Whether lines are written in batches, a moment after they are logged: a line may then as
+    well be logged a moment late, as of when it happened (its time, request fields and span)."""
     return _writer is not None and _writer.batched
 
 
