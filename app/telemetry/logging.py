@@ -10,14 +10,16 @@ A call to log runs only the processors that need its moment (the request's field
 the current span, the exception being handled) and queues the line. Services have a writer
 thread render, redact and write what has queued every 0.1 s (:class:`_LineWriter`).
 
-A line may also be logged after its moment, as of it: with the request's fields and span made
-current again, and the unix time it describes as a float ``timestamp``. Request lines are
-logged so from the telemetry batch (:mod:`app.telemetry.batch`), which a flush applies first.
+:func:`log_later` logs a line from the telemetry batch (:mod:`app.telemetry.batch`) instead,
+as of the call: the request's fields and span are made current again, and the time of the call
+rides along as a float ``timestamp``. The request hooks log each request's line so; a flush
+applies the batch first.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextvars
 import functools
 import hashlib
 import logging
@@ -33,7 +35,7 @@ from typing import IO, Any, BinaryIO
 
 import orjson
 import structlog
-from opentelemetry import trace
+from opentelemetry import context, trace
 from structlog.tracebacks import ExceptionDictTransformer
 from structlog.typing import EventDict, Processor, WrappedLogger
 
@@ -101,11 +103,6 @@ def bind_request_fields(**fields: Any) -> None:
 def end_request_fields() -> None:
     """Drop the current request's fields."""
     _REQUEST_FIELDS.set(None)
-
-
-def current_request_fields() -> dict[str, Any] | None:
-    """The fields bound for the current request's lines so far; None outside a request."""
-    return _REQUEST_FIELDS.get()
 
 
 def merge_request_fields(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
@@ -409,10 +406,35 @@ def flush_logs() -> None:
         _writer.flush()
 
 
-def logs_batched() -> bool:
-    """Whether lines are written in batches, a moment after they are logged: a line may then as
-    well be logged a moment late, as of when it happened (its time, request fields and span)."""
-    return _writer is not None and _writer.batched
+def log_later(log: Any, level: str, event: str, **fields: Any) -> None:
+    """``log.<level>(event, **fields)``, called from the telemetry batch as of now: with this
+    moment's time, request fields and span. Only when lines are written in batches, a moment
+    after they are logged anyway; otherwise the line is logged now."""
+    if _writer is None or not _writer.batched:
+        getattr(log, level)(event, **fields)
+        return
+    fields["timestamp"] = time.time()
+    bound = _REQUEST_FIELDS.get()
+    # A copy: the request may bind more after this line, which must not show on it.
+    moment = (dict(bound) if bound else None, trace.get_current_span())
+    batch.later(_log_as_of, moment, log, level, event, fields)
+
+
+def _log_as_of(
+    moment: tuple[dict[str, Any] | None, trace.Span],
+    log: Any,
+    level: str,
+    event: str,
+    fields: dict[str, Any],
+) -> None:
+    # In a context of its own: nothing of the moment stays with the thread applying the batch.
+    def as_of() -> None:
+        request_fields, span = moment
+        _REQUEST_FIELDS.set(request_fields)
+        context.attach(trace.set_span_in_context(span))
+        getattr(log, level)(event, **fields)
+
+    contextvars.Context().run(as_of)
 
 
 def close_logs() -> None:

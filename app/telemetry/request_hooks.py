@@ -6,16 +6,13 @@ rest of this module together, and its ``http.target`` would put raw paths, custo
 included, into every trace.
 
 What can wait goes to the telemetry batch (:mod:`app.telemetry.batch`): the request's metrics
-and, when log lines are written in batches, its log line, logged there as of the request's end
-with the request's fields and span.
+and its log line (:func:`app.telemetry.logging.log_later`).
 """
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import random
-import time
 from time import perf_counter
 from typing import Any
 
@@ -26,14 +23,8 @@ from opentelemetry.instrumentation.wsgi import wsgi_getter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from werkzeug.routing import Rule
 
-from app.telemetry import batch
 from app.telemetry.http_metrics import UNMATCHED, HttpMetrics, method_label
-from app.telemetry.logging import (
-    begin_request_fields,
-    current_request_fields,
-    end_request_fields,
-    logs_batched,
-)
+from app.telemetry.logging import begin_request_fields, end_request_fields, log_later
 from app.telemetry.spans import start_span
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -163,58 +154,26 @@ class RequestTelemetry:
 
         self._metrics.observe(route, method, status, seconds, trace_id)
         if route not in QUIET_ROUTES or exc is not None:
-            line = (route, method, status, seconds, exc)
-            if logs_batched():
-                batch.later(self._log_as_of, time.time(), current_request_fields(), span, line)
-            else:
-                self._log_request(*line)
+            self._log_request(route, method, status, seconds, exc)
         if span is not None:
             self._end_span(span, status, exc)
             context.detach(environ[_CONTEXT_TOKEN])
         end_request_fields()
 
-    def _log_as_of(
-        self,
-        at: float,
-        request_fields: dict[str, Any] | None,
-        span: trace.Span | None,
-        line: tuple[str, str, int, float, BaseException | None],
-    ) -> None:
-        """Log the request's line from the batch with the time, fields and span it had, in a
-        context of its own: nothing of it stays with the thread that applies the batch."""
-
-        def log() -> None:
-            begin_request_fields(**(request_fields or {}))
-            if span is not None:
-                context.attach(trace.set_span_in_context(span))
-            self._log_request(*line, at=at)
-
-        contextvars.Context().run(log)
-
     def _log_request(
-        self,
-        route: str,
-        method: str,
-        status: int,
-        seconds: float,
-        exc: BaseException | None,
-        at: float | None = None,
+        self, route: str, method: str, status: int, seconds: float, exc: BaseException | None
     ) -> None:
         # The route template, never the raw path: paths carry customer ids.
-        fields: dict[str, Any] = {
+        fields = {
             "route": route,
             "method": method,
             "status": status,
             "duration_ms": round(seconds * 1000, 3),
         }
-        if at is not None:
-            fields["timestamp"] = at
         if exc is not None:
-            self._log.error("request", exc_info=exc, **fields)
-        elif status >= 500:
-            self._log.error("request", **fields)
+            log_later(self._log, "error", "request", exc_info=exc, **fields)
         else:
-            self._log.info("request", **fields)
+            log_later(self._log, "error" if status >= 500 else "info", "request", **fields)
 
     @staticmethod
     def _end_span(span: trace.Span, status: int, exc: BaseException | None) -> None:

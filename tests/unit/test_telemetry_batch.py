@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections.abc import Callable
 
 import pytest
 from opentelemetry import trace
@@ -22,6 +20,7 @@ from prometheus_client import CollectorRegistry, Counter
 from app.telemetry import batch, step
 from app.telemetry.batch import UpdateBatch
 from app.telemetry.spans import DeferredEnds, start_span
+from tests.unit.processes import wait_for
 
 #: Longer than any test: the batch's thread never applies on its own unless a test says so.
 NEVER = 3600.0
@@ -32,15 +31,6 @@ def own_value(counter: Counter) -> float:
     (metric,) = counter.collect()
     (total,) = [sample for sample in metric.samples if sample.name.endswith("_total")]
     return total.value
-
-
-def wait_for(condition: Callable[[], bool]) -> bool:
-    deadline = time.monotonic() + 10
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
 
 
 @pytest.fixture
@@ -72,7 +62,7 @@ def test_a_registry_attached_twice_reads_each_update_once(
 def test_the_thread_applies_updates_without_a_reader(registry: CollectorRegistry) -> None:
     requests = Counter("requests", "Requests.", registry=registry)
     UpdateBatch(interval=0.01).later(requests.inc)
-    assert wait_for(lambda: own_value(requests) == 1)
+    wait_for("the thread to apply the update", lambda: own_value(requests) == 1)
 
 
 def test_a_failing_update_is_logged_and_the_rest_are_applied_in_order(
