@@ -1,6 +1,6 @@
 """Telemetry work from the request path, applied in batches: metric updates, the finished
-copies of spans (:class:`app.telemetry.spans.DeferredEnds`) and request log lines
-(:mod:`app.telemetry.request_hooks`).
+copies of spans (:class:`app.telemetry.spans.DeferredEnds`) and log lines such as each
+request's (:func:`app.telemetry.logging.log_later`).
 
 A request hands each update (count this request, observe that score, finish that span) to
 :func:`later`, which queues it: one append. A thread applies what has queued every 0.1 s, and

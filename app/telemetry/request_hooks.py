@@ -164,16 +164,16 @@ class RequestTelemetry:
         self, route: str, method: str, status: int, seconds: float, exc: BaseException | None
     ) -> None:
         # The route template, never the raw path: paths carry customer ids.
-        fields = {
+        fields: dict[str, Any] = {
             "route": route,
             "method": method,
             "status": status,
             "duration_ms": round(seconds * 1000, 3),
         }
         if exc is not None:
-            log_later(self._log, "error", "request", exc_info=exc, **fields)
-        else:
-            log_later(self._log, "error" if status >= 500 else "info", "request", **fields)
+            fields["exc_info"] = exc
+        level = "error" if exc is not None or status >= 500 else "info"
+        log_later(self._log, level, "request", **fields)
 
     @staticmethod
     def _end_span(span: trace.Span, status: int, exc: BaseException | None) -> None:
