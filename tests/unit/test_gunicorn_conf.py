@@ -29,11 +29,36 @@ def test_gunicorn_loads_the_config_and_its_hook() -> None:
 
 def test_the_worker_hook_freezes_what_the_app_loaded() -> None:
     assert gc.get_freeze_count() == 0
+    threshold = gc.get_threshold()
     try:
         gunicorn_conf.post_worker_init(worker=None)
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+        gc.set_threshold(*threshold)
+
+
+def test_the_worker_hook_collects_the_young_generation_less_often() -> None:
+    threshold = gc.get_threshold()
+    collections = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "stop" and info["generation"] == 0:
+            collections.append(info)
+
+    try:
+        gunicorn_conf.post_worker_init(worker=None)
+        gc.callbacks.append(count)
+        # Each cycle of two lists adds two tracked objects that survive until collected.
+        for _ in range(gunicorn_conf.YOUNG_GENERATION_THRESHOLD // 4):
+            first: list[object] = []
+            first.append([first])
+        assert collections == [], "collected before the new threshold was reached"
+        assert gc.get_threshold()[1:] == threshold[1:]
+    finally:
+        gc.callbacks.remove(count)
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
 
 
 def test_the_zero_code_agent_passes_the_command_line_through() -> None:
