@@ -23,7 +23,6 @@ import contextvars
 import functools
 import hashlib
 import logging
-import os
 import sys
 import threading
 import time
@@ -258,7 +257,7 @@ class _LineWriter:
         self._writing = threading.Lock()
         self._wake = threading.Event()
         self._closed = False
-        self._thread_pid = 0
+        self._thread_forks = -1  # no thread yet
         atexit.register(self._flush_at_exit)
 
     def __call__(self, *_names: Any) -> _LineWriter:
@@ -272,7 +271,7 @@ class _LineWriter:
             # writes, waiting for the output as an unbatched caller would, rather than the
             # queue growing without bound.
             self.flush()
-        elif self._thread_pid != os.getpid():
+        elif self._thread_forks != batch.forks():
             # Started at the first line, in the process that logs it: a thread started
             # before a fork does not run in the child.
             self._start_thread()
@@ -333,7 +332,7 @@ class _LineWriter:
             return orjson.dumps(stand_in) + b"\n"
 
     def _start_thread(self) -> None:
-        self._thread_pid = os.getpid()
+        self._thread_forks = batch.forks()
         thread = threading.Thread(target=self._run, name="obslab-log-writer", daemon=True)
         thread.start()
 

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -33,6 +34,30 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float = STARTUP_
             return result
         time.sleep(0.05)
     raise AssertionError(f"gave up waiting for {what}")
+
+
+def succeeds_in_fork(child: Callable[[], bool], timeout: float = STARTUP_TIMEOUT) -> bool:
+    """Whether ``child`` returns true when run in a forked copy of this process, as a gunicorn
+    worker is forked from its master. A traceback in the child is printed to stderr."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            code = 0 if child() else 1
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + timeout
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status) == 0
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise AssertionError(f"the forked child did not finish in {timeout:.0f} s")
+        time.sleep(0.01)
 
 
 def clean_environ() -> dict[str, str]:

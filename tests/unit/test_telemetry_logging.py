@@ -6,6 +6,7 @@ import io
 import re
 import threading
 import time
+from collections.abc import Collection
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import structlog
 from app.telemetry import configure_logging, flush_logs, hash_customer_id
 from app.telemetry import logging as logging_module
 from app.telemetry.logging import REDACTED, Redactor
+from tests.unit.processes import succeeds_in_fork
 
 
 def lines(stream: io.BytesIO) -> list[dict]:
@@ -178,6 +180,31 @@ def test_the_writer_writes_batched_lines_on_its_own() -> None:
     (line,) = wait_for_lines(stream, 1)
     assert line["event"] == "later"
     assert line["customer_id"] == hash_customer_id(42), "redacted on the writer's thread too"
+
+
+def test_a_forked_child_starts_a_writer_of_its_own() -> None:
+    earlier = set(threading.enumerate())  # other tests' writers, stopped or not yet
+    stream = io.BytesIO()
+    configure_logging("scoring", "2.0.0", stream=stream, batch_seconds=60)
+    structlog.get_logger().info("in the parent")  # starts the writer, which waits a minute
+    (started,) = _writers(earlier)
+
+    def child() -> bool:
+        before = _writers()
+        structlog.get_logger().info("in the child")
+        return before == [] and len(_writers()) == 1
+
+    assert succeeds_in_fork(child)
+    structlog.get_logger().info("in the parent again")
+    assert _writers(earlier) == [started], "no second writer in the process that has one"
+
+
+def _writers(earlier: Collection[threading.Thread] = ()) -> list[threading.Thread]:
+    return [
+        thread
+        for thread in threading.enumerate()
+        if thread.name == "obslab-log-writer" and thread not in earlier
+    ]
 
 
 def test_a_full_queue_wakes_the_writer_before_its_time() -> None:
