@@ -61,6 +61,9 @@ class Traffic:
 def traffic(stack) -> Iterator[Traffic]:
     path = stack.home / "load" / "profile.json"
     traffic = Traffic(path, stack.oncall, Profile.load(path))
+    # Earlier modules' traffic may have left a model alert pending; what it fires must not be
+    # taken for the switched profile's doing.
+    _wait_until_quiet(stack)
     try:
         yield traffic
     finally:

@@ -46,9 +46,9 @@ def fill(expr: str) -> str:
     return re.sub(r"\$\{?(\w+)(:\w+)?\}?", ALL, expr)
 
 
-def _applicant_traffic(url: str, stop: threading.Event) -> None:
+def _applicant_traffic(url: str, stop: threading.Event, seed: int) -> None:
     """Score applicants and send back half of the outcomes, as the load generator does."""
-    rng = np.random.default_rng(7)
+    rng = np.random.default_rng(seed)
     customers = len(customer_history()["customer_id"])
     deadline = time.monotonic() + MAX_SECONDS
     session = requests.Session()
@@ -72,8 +72,10 @@ def _applicant_traffic(url: str, stop: threading.Event) -> None:
 def traffic(stack) -> Iterator[None]:
     stop = threading.Event()
     with ThreadPoolExecutor(max_workers=4) as pool:
-        for _ in range(4):
-            pool.submit(_applicant_traffic, stack.scoring, stop)
+        # A seed each: four copies of one draw would make the traffic's feature shares four
+        # times as noisy, and could tip a drift alert that later tests must not inherit.
+        for seed in range(4):
+            pool.submit(_applicant_traffic, stack.scoring, stop, seed)
         try:
             # PSI needs a window's worth of predictions; it is the last figure to appear.
             stack.wait_for_query("obslab:model_feature:psi", timeout=90)
