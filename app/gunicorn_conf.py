@@ -27,8 +27,8 @@ def post_worker_init(worker: Any) -> None:
     What a request leaves to the telemetry batch lives about 0.1 s, long enough to be walked
     by a young collection every 700 allocations and promoted. Under load, scoring with full
     telemetry ran 19 young collections a second, 22 µs of every prediction, against 4.5 µs
-    without telemetry; at 10 000 it runs one or two, 3 to 4 µs a prediction, each pausing
-    about 2 ms (2026-11-30, ``gc.callbacks`` in the worker under wrk).
+    without telemetry; at 10 000 it runs one about every two seconds, 2 to 4 µs a prediction,
+    each pausing 2 to 3 ms (2026-11-30, ``gc.callbacks`` in the worker under wrk).
     """
     gc.freeze()
     _, middle, oldest = gc.get_threshold()
