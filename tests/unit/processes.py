@@ -7,9 +7,10 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TypeVar
 
@@ -58,6 +59,13 @@ def succeeds_in_fork(child: Callable[[], bool], timeout: float = STARTUP_TIMEOUT
             os.waitpid(pid, 0)
             raise AssertionError(f"the forked child did not finish in {timeout:.0f} s")
         time.sleep(0.01)
+
+
+def threads_named(name: str, besides: Collection[threading.Thread] = ()) -> list[threading.Thread]:
+    """This process's live threads called ``name``, other than those in ``besides``."""
+    return [
+        thread for thread in threading.enumerate() if thread.name == name and thread not in besides
+    ]
 
 
 def clean_environ() -> dict[str, str]:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import gc
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from app import gunicorn_conf
 from obslab.stack import gunicorn_argv
@@ -27,38 +30,43 @@ def test_gunicorn_loads_the_config_and_its_hook() -> None:
     assert settings["post_worker_init"] == "<post_worker_init()>"
 
 
-def test_the_worker_hook_freezes_what_the_app_loaded() -> None:
-    assert gc.get_freeze_count() == 0
+@pytest.fixture
+def default_threshold() -> Iterator[tuple[int, int, int]]:
+    """The collector's thresholds before the test; the worker hook's changes are undone after."""
     threshold = gc.get_threshold()
     try:
-        gunicorn_conf.post_worker_init(worker=None)
-        assert gc.get_freeze_count() > 0
+        yield threshold
     finally:
         gc.unfreeze()
         gc.set_threshold(*threshold)
 
 
-def test_the_worker_hook_collects_the_young_generation_less_often() -> None:
-    threshold = gc.get_threshold()
+def test_the_worker_hook_freezes_what_the_app_loaded(default_threshold: tuple[int, ...]) -> None:
+    assert gc.get_freeze_count() == 0
+    gunicorn_conf.post_worker_init(worker=None)
+    assert gc.get_freeze_count() > 0
+
+
+def test_the_worker_hook_collects_the_young_generation_less_often(
+    default_threshold: tuple[int, ...],
+) -> None:
     collections = []
 
     def count(phase: str, info: dict[str, int]) -> None:
         if phase == "stop" and info["generation"] == 0:
             collections.append(info)
 
+    gunicorn_conf.post_worker_init(worker=None)
+    gc.callbacks.append(count)
     try:
-        gunicorn_conf.post_worker_init(worker=None)
-        gc.callbacks.append(count)
         # Each cycle of two lists adds two tracked objects that survive until collected.
         for _ in range(gunicorn_conf.YOUNG_GENERATION_THRESHOLD // 4):
             first: list[object] = []
             first.append([first])
-        assert collections == [], "collected before the new threshold was reached"
-        assert gc.get_threshold()[1:] == threshold[1:]
     finally:
         gc.callbacks.remove(count)
-        gc.unfreeze()
-        gc.set_threshold(*threshold)
+    assert collections == [], "collected before the new threshold was reached"
+    assert gc.get_threshold()[1:] == default_threshold[1:]
 
 
 def test_the_zero_code_agent_passes_the_command_line_through() -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Collection
 
 import pytest
 from opentelemetry import trace
@@ -21,7 +20,7 @@ from prometheus_client import CollectorRegistry, Counter
 from app.telemetry import batch, step
 from app.telemetry.batch import UpdateBatch
 from app.telemetry.spans import DeferredEnds, start_span
-from tests.unit.processes import succeeds_in_fork, wait_for
+from tests.unit.processes import succeeds_in_fork, threads_named, wait_for
 
 #: Longer than any test: the batch's thread never applies on its own unless a test says so.
 NEVER = 3600.0
@@ -71,24 +70,18 @@ def test_a_forked_child_starts_a_thread_of_its_own(later_batch: UpdateBatch) -> 
     update must start its own, or its updates would wait for a reader."""
     earlier = set(threading.enumerate())  # other tests' batches run threads too
     later_batch.later(print)  # starts this process's thread, which waits a long interval
-    (started,) = _batch_threads(earlier)
+    (started,) = threads_named("obslab-telemetry-batch", besides=earlier)
 
     def child() -> bool:
-        before = _batch_threads()
+        before = threads_named("obslab-telemetry-batch")
         later_batch.later(print)
-        return before == [] and len(_batch_threads()) == 1
+        return before == [] and len(threads_named("obslab-telemetry-batch")) == 1
 
     assert succeeds_in_fork(child)
     later_batch.later(print)
-    assert _batch_threads(earlier) == [started], "no second thread in the process that has one"
-
-
-def _batch_threads(earlier: Collection[threading.Thread] = ()) -> list[threading.Thread]:
-    return [
-        thread
-        for thread in threading.enumerate()
-        if thread.name == "obslab-telemetry-batch" and thread not in earlier
-    ]
+    assert threads_named("obslab-telemetry-batch", besides=earlier) == [started], (
+        "no second thread in the process that has one"
+    )
 
 
 def test_a_failing_update_is_logged_and_the_rest_are_applied_in_order(

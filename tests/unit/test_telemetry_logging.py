@@ -6,7 +6,6 @@ import io
 import re
 import threading
 import time
-from collections.abc import Collection
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import structlog
 from app.telemetry import configure_logging, flush_logs, hash_customer_id
 from app.telemetry import logging as logging_module
 from app.telemetry.logging import REDACTED, Redactor
-from tests.unit.processes import succeeds_in_fork
+from tests.unit.processes import succeeds_in_fork, threads_named
 
 
 def lines(stream: io.BytesIO) -> list[dict]:
@@ -187,24 +186,18 @@ def test_a_forked_child_starts_a_writer_of_its_own() -> None:
     stream = io.BytesIO()
     configure_logging("scoring", "2.0.0", stream=stream, batch_seconds=60)
     structlog.get_logger().info("in the parent")  # starts the writer, which waits a minute
-    (started,) = _writers(earlier)
+    (started,) = threads_named("obslab-log-writer", besides=earlier)
 
     def child() -> bool:
-        before = _writers()
+        before = threads_named("obslab-log-writer")
         structlog.get_logger().info("in the child")
-        return before == [] and len(_writers()) == 1
+        return before == [] and len(threads_named("obslab-log-writer")) == 1
 
     assert succeeds_in_fork(child)
     structlog.get_logger().info("in the parent again")
-    assert _writers(earlier) == [started], "no second writer in the process that has one"
-
-
-def _writers(earlier: Collection[threading.Thread] = ()) -> list[threading.Thread]:
-    return [
-        thread
-        for thread in threading.enumerate()
-        if thread.name == "obslab-log-writer" and thread not in earlier
-    ]
+    assert threads_named("obslab-log-writer", besides=earlier) == [started], (
+        "no second writer in the process that has one"
+    )
 
 
 def test_a_full_queue_wakes_the_writer_before_its_time() -> None:
