@@ -18,7 +18,9 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import SpanContext
+from opentelemetry.trace import SpanContext, SpanKind, StatusCode
+
+from app.telemetry.spans import FinishedSpan, SpanFields
 
 _logger = logging.getLogger(__name__)
 
@@ -57,24 +59,27 @@ def encode_request(spans: Sequence[ReadableSpan]) -> bytes:
     """``spans`` as one OTLP/JSON ``ExportTraceServiceRequest``.
 
     The SDK's protobuf encoder plus ``json_format`` costs about ten times as much, which on
-    the request-serving process's GIL is throughput lost; tests check both agree.
+    the request-serving process's GIL is throughput lost; tests check both agree. Obslab's own
+    spans (:class:`FinishedSpan`) hand over their fields as they are; any other span's are
+    read through its properties.
     """
     # Grouped by identity first: the spans of one tracer share its Resource and scope
     # objects, and hashing a Resource serialises all its attributes. Then scopes by equality:
     # steps (``app.telemetry.spans``) carry a scope equal to, but not the same as, their
     # tracer's, and a few groups cost less to compare than every span.
-    batches: dict[tuple[int, int], tuple[ReadableSpan, list[dict[str, Any]]]] = {}
+    batches: dict[tuple[int, int], tuple[SpanFields, list[dict[str, Any]]]] = {}
     for span in spans:
-        key = (id(span.resource), id(span.instrumentation_scope))
+        fields = span.fields if isinstance(span, FinishedSpan) else fields_of(span)
+        key = (id(fields.resource), id(fields.scope))
         batch = batches.get(key)
         if batch is None:
-            batches[key] = (span, [_span(span)])
+            batches[key] = (fields, [_span(fields)])
         else:
-            batch[1].append(_span(span))
+            batch[1].append(_span(fields))
     resources: dict[int, tuple[Resource, dict[Any, list[dict[str, Any]]]]] = {}
     for first, encoded in batches.values():
         _, scopes = resources.setdefault(id(first.resource), (first.resource, {}))
-        scopes.setdefault(first.instrumentation_scope, []).extend(encoded)
+        scopes.setdefault(first.scope, []).extend(encoded)
     return orjson.dumps(
         {
             "resourceSpans": [
@@ -91,6 +96,27 @@ def encode_request(spans: Sequence[ReadableSpan]) -> bytes:
     )
 
 
+def fields_of(span: ReadableSpan) -> SpanFields:
+    """The fields of any finished span, read through its properties."""
+    return SpanFields(
+        span.name,
+        span.context,
+        span.parent,
+        span.kind,
+        span.start_time or 0,
+        span.end_time or 0,
+        span.attributes or {},
+        span.events,
+        span.links,
+        span.status,
+        span.resource,
+        span.instrumentation_scope,
+        span.dropped_attributes,
+        span.dropped_events,
+        span.dropped_links,
+    )
+
+
 def _scope_spans(scope: InstrumentationScope | None, spans: list[dict[str, Any]]) -> dict[str, Any]:
     if scope is None:
         return {"spans": spans}
@@ -100,28 +126,40 @@ def _scope_spans(scope: InstrumentationScope | None, spans: list[dict[str, Any]]
     return {"scope": encoded, "spans": spans, "schemaUrl": scope.schema_url or ""}
 
 
-def _span(span: ReadableSpan) -> dict[str, Any]:
-    context = span.context
-    parent = span.parent
-    status = span.status
+# The API counts kinds from INTERNAL, OTLP from UNSPECIFIED. Looked up rather than read
+# through each member's ``value``, a property.
+_KIND_CODES = {kind: kind.value + 1 for kind in SpanKind}
+_STATUS_CODES = {code: code.value for code in StatusCode}
+
+# A SpanContext is a tuple (trace_id, span_id, is_remote, trace_flags, trace_state, is_valid),
+# as its class declares; indexed or unpacked, its fields cost no property call apiece.
+_SPAN_ID = 1
+_IS_REMOTE = 2
+
+
+def _span(fields: SpanFields) -> dict[str, Any]:
+    trace_id, span_id, _, _, trace_state, _ = fields.context
+    parent = fields.parent
+    status = fields.status
+    status_code = status.status_code
     encoded: dict[str, Any] = {
-        "traceId": f"{context.trace_id:032x}",
-        "spanId": f"{context.span_id:016x}",
-        "name": span.name,
-        "kind": span.kind.value + 1,  # the API counts from INTERNAL, OTLP from UNSPECIFIED
-        "startTimeUnixNano": str(span.start_time),
-        "endTimeUnixNano": str(span.end_time),
-        "attributes": _key_values(span.attributes),
-        "status": {"code": status.status_code.value},
+        "traceId": f"{trace_id:032x}",
+        "spanId": f"{span_id:016x}",
+        "name": fields.name,
+        "kind": _KIND_CODES[fields.kind],
+        "startTimeUnixNano": str(fields.start_time),
+        "endTimeUnixNano": str(fields.end_time),
+        "attributes": _key_values(fields.attributes),
+        "status": {"code": _STATUS_CODES[status_code]},
         "flags": _flags(parent),
     }
     if parent is not None:
-        encoded["parentSpanId"] = f"{parent.span_id:016x}"
-    if context.trace_state:
-        encoded["traceState"] = context.trace_state.to_header()
-    if status.description:
+        encoded["parentSpanId"] = f"{parent[_SPAN_ID]:016x}"
+    if trace_state:
+        encoded["traceState"] = trace_state.to_header()
+    if status_code is not StatusCode.UNSET and status.description:
         encoded["status"]["message"] = status.description
-    events = span.events
+    events = fields.events
     if events:
         encoded["events"] = [
             {
@@ -132,7 +170,7 @@ def _span(span: ReadableSpan) -> dict[str, Any]:
             }
             for event in events
         ]
-    links = span.links
+    links = fields.links
     if links:
         encoded["links"] = [
             {
@@ -145,9 +183,9 @@ def _span(span: ReadableSpan) -> dict[str, Any]:
             for link in links
         ]
     for key, count in (
-        ("droppedAttributesCount", span.dropped_attributes),
-        ("droppedEventsCount", span.dropped_events),
-        ("droppedLinksCount", span.dropped_links),
+        ("droppedAttributesCount", fields.dropped_attributes),
+        ("droppedEventsCount", fields.dropped_events),
+        ("droppedLinksCount", fields.dropped_links),
     ):
         if count:
             encoded[key] = count
@@ -155,7 +193,7 @@ def _span(span: ReadableSpan) -> dict[str, Any]:
 
 
 def _flags(context: SpanContext | None) -> int:
-    if context is not None and context.is_remote:
+    if context is not None and context[_IS_REMOTE]:
         return _FLAG_HAS_IS_REMOTE | _FLAG_IS_REMOTE
     return _FLAG_HAS_IS_REMOTE
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import functools
 import traceback
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from time import time_ns
 from types import TracebackType
 from typing import NamedTuple
@@ -51,7 +51,7 @@ from opentelemetry.semconv.attributes.exception_attributes import (
     EXCEPTION_STACKTRACE,
     EXCEPTION_TYPE,
 )
-from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.util.types import Attributes, AttributeValue
 
 from app.telemetry import batch
@@ -262,17 +262,64 @@ class _LightSpan(trace.Span):
         """Hand the finished span to the processor; nothing changes an ended span."""
         sink = self._sink
         sink.processor.on_end(
-            ReadableSpan(
-                name=self._name,
-                context=self._context,
-                parent=self._parent,
-                resource=sink.resource,
-                attributes=self._attributes,
-                events=tuple(self._events),
-                kind=self._kind,
-                status=self._status,
-                start_time=self._start,
-                end_time=end_time,
-                instrumentation_scope=sink.scope,
+            FinishedSpan(
+                SpanFields(
+                    self._name,
+                    self._context,
+                    self._parent,
+                    self._kind,
+                    self._start,
+                    end_time,
+                    self._attributes,
+                    tuple(self._events),
+                    (),
+                    self._status,
+                    sink.resource,
+                    sink.scope,
+                )
             )
         )
+
+
+class SpanFields(NamedTuple):
+    """What a finished span holds, as plain values: an exporter's input."""
+
+    name: str
+    context: SpanContext
+    parent: SpanContext | None
+    kind: SpanKind
+    start_time: int
+    end_time: int
+    attributes: Mapping[str, AttributeValue]
+    events: Sequence[Event]
+    links: Sequence[Link]
+    status: Status
+    resource: Resource
+    scope: InstrumentationScope | None
+    dropped_attributes: int = 0
+    dropped_events: int = 0
+    dropped_links: int = 0
+
+
+class FinishedSpan(ReadableSpan):
+    """A light span's finished copy: the ``ReadableSpan`` every processor and exporter takes,
+    which also keeps its ``fields`` as they are. Read through a ``ReadableSpan``'s properties,
+    one apiece, a span's fields cost the OTLP-JSON encoder
+    (:func:`app.telemetry.otlp_json.encode_request`) about half its time."""
+
+    def __init__(self, fields: SpanFields) -> None:
+        super().__init__(
+            name=fields.name,
+            context=fields.context,
+            parent=fields.parent,
+            resource=fields.resource,
+            attributes=fields.attributes,
+            events=fields.events,
+            links=fields.links,
+            kind=fields.kind,
+            status=fields.status,
+            start_time=fields.start_time,
+            end_time=fields.end_time,
+            instrumentation_scope=fields.scope,
+        )
+        self.fields = fields

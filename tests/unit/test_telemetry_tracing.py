@@ -38,6 +38,7 @@ from app.settings import SERVICE_DEFAULTS
 from app.telemetry import EXTENSION_KEY, build_tracer_provider, init_app, read_spans
 from app.telemetry.otlp_json import OtlpJsonFileExporter, encode_request
 from app.telemetry.outgoing import client_span
+from app.telemetry.spans import FinishedSpan, start_span, step
 from app.telemetry.tracing import DropCountingBatchSpanProcessor, spans_dropped_counter
 
 OTLP_ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
@@ -144,6 +145,45 @@ def test_encoding_agrees_with_the_sdk_protobuf_encoder(
     )
 
     assert ours == encode_spans(spans)
+
+
+def test_obslab_s_own_spans_encode_as_the_sdk_protobuf_encoder_encodes_them(
+    tracer_provider: TracerProvider, span_exporter: InMemorySpanExporter
+) -> None:
+    # A light span's finished copy hands the encoder its fields as they are, a path of its
+    # own: it must say what the properties say.
+    caller = SpanContext(
+        0xABC,
+        0xDEF,
+        is_remote=True,
+        trace_flags=TraceFlags(TraceFlags.SAMPLED),
+        trace_state=TraceState([("vendor", "x")]),
+    )
+    tracer = tracer_provider.get_tracer("scope", "1.2.3")
+    request = start_span(
+        tracer,
+        "POST /predict",
+        context=trace.set_span_in_context(NonRecordingSpan(caller)),
+        kind=SpanKind.SERVER,
+        attributes={"http.route": "/predict", "retries": 2, "score": 0.5, "ok": True},
+    )
+    with trace.use_span(request, end_on_exit=True):
+        with pytest.raises(ValueError), step(tracer, "inference") as inference:
+            inference.set_attribute("features", ["income", "age"])
+            raise ValueError("model failed")
+        with step(tracer, "feature_lookup", kind=SpanKind.CLIENT):
+            pass
+    spans = span_exporter.get_finished_spans()
+    assert [span.name for span in spans] == ["inference", "feature_lookup", "POST /predict"]
+    assert all(isinstance(span, FinishedSpan) for span in spans)
+
+    ours = json_format.ParseDict(
+        with_base64_ids(orjson.loads(encode_request(spans))),
+        ExportTraceServiceRequest(),
+    )
+
+    assert ours == encode_spans(spans)
+    assert ours.resource_spans[0].scope_spans[0].spans[0].events[0].name == "exception"
 
 
 def test_equal_values_of_other_types_keep_their_types(
