@@ -72,13 +72,14 @@ class UpdateBatch(Collector):
         """Call ``update(*args)`` with the next batch. Pass values the caller will not change."""
         queue = self._queue
         queue.append((update, args))
-        if len(queue) >= _MOST_QUEUED:
+        queued = len(queue)
+        if queued >= _MOST_QUEUED:
             self.apply()
         elif self._thread_forks != _forks:
             # Started at the first update, in the process that makes it: a thread started
             # before a fork does not run in the child.
             self._start_thread()
-        elif len(queue) >= _WAKE_AT_QUEUED:
+        elif queued >= _WAKE_AT_QUEUED:
             self._wake.set()
 
     def apply(self) -> None:

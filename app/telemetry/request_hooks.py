@@ -20,7 +20,7 @@ import structlog
 from flask import Flask, Request, Response, request
 from opentelemetry import context, propagate, trace
 from opentelemetry.instrumentation.wsgi import wsgi_getter
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import SpanKind, Status, StatusCode, TraceFlags
 from werkzeug.routing import Rule
 
 from app.telemetry.http_metrics import UNMATCHED, HttpMetrics, method_label
@@ -147,12 +147,11 @@ class RequestTelemetry:
         # No status means the view raised past Flask's error handling: the client gets a 500.
         status = environ.get(_STATUS, 500)
         span = environ.get(_SPAN)
-        span_context = (span or trace.INVALID_SPAN).get_span_context()
-        # Only a sampled trace can be found from an exemplar.
-        sampled = span_context.trace_flags.sampled
-        trace_id = format(span_context.trace_id, "032x") if sampled else None
+        # Only a sampled trace can be found from an exemplar. (A SpanContext is a tuple.)
+        trace_id, _, _, flags, _, _ = (span or trace.INVALID_SPAN).get_span_context()
+        exemplar = format(trace_id, "032x") if flags & TraceFlags.SAMPLED else None
 
-        self._metrics.observe(route, method, status, seconds, trace_id)
+        self._metrics.observe(route, method, status, seconds, exemplar)
         if route not in QUIET_ROUTES or exc is not None:
             self._log_request(route, method, status, seconds, exc)
         if span is not None:
