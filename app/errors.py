@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from types import TracebackType
+from typing import Any
 
 import structlog
 from flask import Flask, jsonify, request
@@ -23,6 +26,10 @@ class RequestError(Exception):
         return {"error": self.message} | ({"field": self.field} if self.field else {})
 
 
+#: Hooks, views and error handlers whose Flask wrapping a service keeps.
+_SYNCED_FUNCTIONS = 256
+
+
 class Service(Flask):
     """Flask as obslab's services run it: an unhandled exception is logged once, as JSON.
 
@@ -30,6 +37,18 @@ class Service(Flask):
     customer ids. The request log line already carries the exception when telemetry is on;
     otherwise it is logged here, under the route template.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._synced = functools.lru_cache(maxsize=_SYNCED_FUNCTIONS)(super().ensure_sync)
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        """Flask's answer, kept: Flask asks for every hook and view on every request, and
+        inspects the function anew each time (about a microsecond)."""
+        try:
+            return self._synced(func)
+        except TypeError:  # a callable that cannot be a key
+            return super().ensure_sync(func)
 
     def log_exception(
         self,
