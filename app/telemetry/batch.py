@@ -7,7 +7,8 @@ A request hands each update (count this request, observe that score, finish that
 every read of a registry the metrics were made in (a scrape of ``/metrics``,
 ``get_sample_value``) applies it first, so a reader never sees a count behind a request
 already answered. An exemplar's timestamp is taken when its update is applied: at most about
-0.1 s late.
+0.1 s late. What updates count (a request, a bin of a feature) they hand to :func:`count`,
+which adds to each counter once a batch.
 
 Why: applied one at a time between requests, with the CPU's caches full of everything else,
 an update cost several times what it costs in a batch. In one scoring process, batching its
@@ -17,15 +18,15 @@ from about 340 to 230 µs of CPU (README, Performance).
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import threading
 import weakref
-from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Metric
+from prometheus_client import CollectorRegistry, Counter, Metric
 from prometheus_client.registry import Collector
 
 _logger = logging.getLogger(__name__)
@@ -62,7 +63,10 @@ class UpdateBatch(Collector):
 
     def __init__(self, interval: float = 0.1) -> None:
         self._interval = interval
-        self._queue: deque[tuple[Callable[..., None], tuple[Any, ...]]] = deque()
+        self._queue: collections.deque[tuple[Callable[..., None], tuple[Any, ...]]] = (
+            collections.deque()
+        )
+        self._counted: list[Counter] = []
         self._applying = threading.Lock()
         self._wake = threading.Event()
         self._thread_forks = -1  # no thread yet
@@ -82,6 +86,15 @@ class UpdateBatch(Collector):
         elif queued >= _WAKE_AT_QUEUED:
             self._wake.set()
 
+    def count(self, counters: Iterable[Counter]) -> None:
+        """Add one to each of ``counters``, labelled children (one may come more than once),
+        as this batch ends. For updates, which run under the batch's lock.
+
+        A batch counts the same few children many times, and one ``inc(n)`` costs what each
+        ``inc()`` did: about five calls, and a lock.
+        """
+        self._counted.extend(counters)
+
     def apply(self) -> None:
         """Apply every update queued so far, in the order they came."""
         with self._applying:
@@ -92,6 +105,11 @@ class UpdateBatch(Collector):
                     update(*args)
                 except Exception:  # one bad update must not lose the rest
                     _logger.exception("telemetry update %r failed", update)
+            if self._counted:
+                counted = collections.Counter(self._counted)
+                self._counted.clear()
+                for counter, times in counted.items():
+                    counter.inc(times)
 
     def attach(self, registry: CollectorRegistry) -> None:
         """Apply the queue whenever ``registry`` is read. Call it before making the metrics
@@ -126,6 +144,11 @@ BATCH = UpdateBatch()
 def later(update: Callable[..., None], *args: Any) -> None:
     """Call ``update(*args)`` with the process's next batch."""
     BATCH.later(update, *args)
+
+
+def count(counters: Iterable[Counter]) -> None:
+    """Add one to each of ``counters`` as the process's batch ends; for its updates."""
+    BATCH.count(counters)
 
 
 def attach(registry: CollectorRegistry) -> None:

@@ -62,5 +62,5 @@ class HttpMetrics:
             )
             self._children[key] = children
         requests, duration = children
-        requests.inc()
+        batch.count((requests,))
         duration.observe(seconds, {"trace_id": trace_id} if trace_id else None)

@@ -150,11 +150,10 @@ class ModelMetrics:
         batch.later(self._count_inputs, tuple(map(features.get, self._feature_names)))
 
     def _count_inputs(self, values: tuple[float | None, ...]) -> None:
-        for value, (bin_index, bins, missing) in zip(values, self._features, strict=True):
-            if value is None:
-                missing.inc()
-            else:
-                bins[bin_index(value)].inc()
+        batch.count(
+            missing if value is None else bins[bin_index(value)]
+            for value, (bin_index, bins, missing) in zip(values, self._features, strict=True)
+        )
 
     def observe_prediction(self, score: float, decision: str) -> None:
         """Count one prediction: its score and its decision."""
@@ -167,8 +166,7 @@ class ModelMetrics:
 
     def _count_prediction(self, score: float, decided: Counter) -> None:
         self._score.observe(score)
-        self._score_bins[self._score_bin_index(score)].inc()
-        decided.inc()
+        batch.count((self._score_bins[self._score_bin_index(score)], decided))
 
     def observe_feedback(self, correct: bool, *, model_version: str | None = None) -> None:
         """Count the ground truth of one earlier prediction.
@@ -224,7 +222,7 @@ class DependencyMetrics:
         batch.later(self._record, calls, seconds)
 
     def _record(self, calls: Counter, seconds: float) -> None:
-        calls.inc()
+        batch.count((calls,))
         self._duration.observe(seconds)
 
     @contextmanager

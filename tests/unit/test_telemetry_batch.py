@@ -59,6 +59,25 @@ def test_a_registry_attached_twice_reads_each_update_once(
     assert registry.get_sample_value("requests_total") == 1
 
 
+def test_counts_made_by_updates_are_added_as_the_batch_ends_one_inc_a_child(
+    later_batch: UpdateBatch, registry: CollectorRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    later_batch.attach(registry)
+    bins = Counter("bins", "Predictions by bin.", ("bin",), registry=registry)
+    low, high = bins.labels("low"), bins.labels("high")
+    added = []
+    inc = type(low).inc
+    monkeypatch.setattr(type(low), "inc", lambda child, n=1: added.append(n) or inc(child, n))
+    for counted in ((low,), (low, high), (low,)):
+        later_batch.later(later_batch.count, counted)
+
+    assert registry.get_sample_value("bins_total", {"bin": "low"}) == 3
+    assert registry.get_sample_value("bins_total", {"bin": "high"}) == 1
+    assert sorted(added) == [1, 3]
+    # Added once: the next read finds nothing more to add.
+    assert registry.get_sample_value("bins_total", {"bin": "low"}) == 3
+
+
 def test_the_thread_applies_updates_without_a_reader(registry: CollectorRegistry) -> None:
     requests = Counter("requests", "Requests.", registry=registry)
     UpdateBatch(interval=0.01).later(requests.inc)
