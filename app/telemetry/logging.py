@@ -19,7 +19,6 @@ applies the batch first.
 from __future__ import annotations
 
 import atexit
-import contextvars
 import functools
 import hashlib
 import logging
@@ -34,7 +33,7 @@ from typing import IO, Any, BinaryIO
 
 import orjson
 import structlog
-from opentelemetry import context, trace
+from opentelemetry import trace
 from structlog.tracebacks import ExceptionDictTransformer
 from structlog.typing import EventDict, Processor, WrappedLogger
 
@@ -104,9 +103,19 @@ def end_request_fields() -> None:
     _REQUEST_FIELDS.set(None)
 
 
+#: Where a line logged later (:func:`log_later`) carries its moment's request fields and span,
+#: for the processors that would otherwise read them from the current context.
+_AS_OF_FIELDS = "_obslab_as_of_fields"
+_AS_OF_SPAN = "_obslab_as_of_span"
+_NOW = object()
+
+
 def merge_request_fields(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
-    """Add the current request's fields; a field given to the line itself wins."""
-    bound = _REQUEST_FIELDS.get()
+    """Add the current request's fields (or those of the moment the line was logged as of);
+    a field given to the line itself wins."""
+    bound = event_dict.pop(_AS_OF_FIELDS, _NOW)
+    if bound is _NOW:
+        bound = _REQUEST_FIELDS.get()
     if bound:
         for key, value in bound.items():
             event_dict.setdefault(key, value)
@@ -156,11 +165,14 @@ class UtcTimestamp:
 
 
 def add_trace_context(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
-    """Add ``trace_id`` and ``span_id`` of the current span, so a log line links to its trace."""
-    context = trace.get_current_span().get_span_context()
-    if context.is_valid:
-        event_dict["trace_id"] = format(context.trace_id, "032x")
-        event_dict["span_id"] = format(context.span_id, "016x")
+    """Add ``trace_id`` and ``span_id`` of the current span (or of the span the line was logged
+    as of), so a log line links to its trace."""
+    span = event_dict.pop(_AS_OF_SPAN, None) or trace.get_current_span()
+    # A SpanContext is a tuple: unpacked, its fields cost no property call apiece.
+    trace_id, span_id, _, _, _, valid = span.get_span_context()
+    if valid:
+        event_dict["trace_id"] = format(trace_id, "032x")
+        event_dict["span_id"] = format(span_id, "016x")
     return event_dict
 
 
@@ -415,25 +427,15 @@ def log_later(log: Any, level: str, event: str, **fields: Any) -> None:
     fields["timestamp"] = time.time()
     bound = _REQUEST_FIELDS.get()
     # A copy: the request may bind more after this line, which must not show on it.
-    moment = (dict(bound) if bound else None, trace.get_current_span())
-    batch.later(_log_as_of, moment, log, level, event, fields)
+    fields[_AS_OF_FIELDS] = dict(bound) if bound else None
+    fields[_AS_OF_SPAN] = trace.get_current_span()
+    batch.later(_log_as_of, log, level, event, fields)
 
 
-def _log_as_of(
-    moment: tuple[dict[str, Any] | None, trace.Span],
-    log: Any,
-    level: str,
-    event: str,
-    fields: dict[str, Any],
-) -> None:
-    # In a context of its own: nothing of the moment stays with the thread applying the batch.
-    def as_of() -> None:
-        request_fields, span = moment
-        _REQUEST_FIELDS.set(request_fields)
-        context.attach(trace.set_span_in_context(span))
-        getattr(log, level)(event, **fields)
-
-    contextvars.Context().run(as_of)
+def _log_as_of(log: Any, level: str, event: str, fields: dict[str, Any]) -> None:
+    # The moment rides in the fields (merge_request_fields, add_trace_context): the thread
+    # applying the batch may be serving a request of its own, whose context is not this one.
+    getattr(log, level)(event, **fields)
 
 
 def close_logs() -> None:

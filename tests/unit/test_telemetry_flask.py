@@ -312,6 +312,9 @@ def test_applying_a_batched_request_line_leaves_the_applying_request_alone(
         ("flushed", "flushing"),
         ("request", "flushing"),
     ]
+    # Each line carries its own request's trace, whichever thread logged it.
+    earlier, flushed, flushing = (line["trace_id"] for line in lines)
+    assert earlier != flushed == flushing
 
 
 def test_what_a_request_binds_ends_with_it(app: Flask) -> None:
