@@ -174,6 +174,10 @@ def _sink(tracer: SdkTracer) -> _Sink:
     return _Sink(processor, tracer.resource, scope, isinstance(processor, DeferredEnds))
 
 
+#: A span's status until it is set; a Status is never changed, only replaced.
+_UNSET = Status()
+
+
 class _LightSpan(trace.Span):
     """A recorded span while it runs: plain fields, as one thread owns it, ended once."""
 
@@ -193,7 +197,7 @@ class _LightSpan(trace.Span):
         self._parent = parent
         self._attributes: dict[str, AttributeValue] = dict(attributes or {})
         self._events: list[Event] = []
-        self._status = Status()
+        self._status = _UNSET
         self._ended = False
         self._start = time_ns()
 
