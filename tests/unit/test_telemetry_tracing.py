@@ -112,22 +112,32 @@ def with_base64_ids(request: dict) -> dict:
     return request
 
 
+#: A caller's span, sampled and with a trace state, that spans below continue.
+REMOTE_CALLER = SpanContext(
+    0xABC,
+    0xDEF,
+    is_remote=True,
+    trace_flags=TraceFlags(TraceFlags.SAMPLED),
+    trace_state=TraceState([("vendor", "x")]),
+)
+
+
+def encoded_as_protobuf(spans: Sequence[ReadableSpan]) -> ExportTraceServiceRequest:
+    """What our OTLP-JSON encoder writes for ``spans``, read back as the protobuf message."""
+    return json_format.ParseDict(
+        with_base64_ids(orjson.loads(encode_request(spans))), ExportTraceServiceRequest()
+    )
+
+
 def test_encoding_agrees_with_the_sdk_protobuf_encoder(
     tracer_provider: TracerProvider, span_exporter: InMemorySpanExporter
 ) -> None:
-    remote = SpanContext(
-        0xABC,
-        0xDEF,
-        is_remote=True,
-        trace_flags=TraceFlags(TraceFlags.SAMPLED),
-        trace_state=TraceState([("vendor", "x")]),
-    )
     tracer = tracer_provider.get_tracer("scope", "1.2.3")
     with tracer.start_as_current_span(
         "server",
-        context=trace.set_span_in_context(NonRecordingSpan(remote)),
+        context=trace.set_span_in_context(NonRecordingSpan(REMOTE_CALLER)),
         kind=SpanKind.SERVER,
-        links=[Link(remote, {"why": "retry"})],
+        links=[Link(REMOTE_CALLER, {"why": "retry"})],
     ) as span:
         span.set_attributes(
             {"s": "x", "i": -(2**40), "f": 1.5, "b": False, "strings": ["a", "b"], "ints": [1, 2]}
@@ -139,10 +149,7 @@ def test_encoding_agrees_with_the_sdk_protobuf_encoder(
     spans = span_exporter.get_finished_spans()
     assert [span.name for span in spans] == ["child", "server"]
 
-    ours = json_format.ParseDict(
-        with_base64_ids(orjson.loads(encode_request(spans))),
-        ExportTraceServiceRequest(),
-    )
+    ours = encoded_as_protobuf(spans)
 
     assert ours == encode_spans(spans)
 
@@ -152,18 +159,11 @@ def test_obslab_s_own_spans_encode_as_the_sdk_protobuf_encoder_encodes_them(
 ) -> None:
     # A light span's finished copy hands the encoder its fields as they are, a path of its
     # own: it must say what the properties say.
-    caller = SpanContext(
-        0xABC,
-        0xDEF,
-        is_remote=True,
-        trace_flags=TraceFlags(TraceFlags.SAMPLED),
-        trace_state=TraceState([("vendor", "x")]),
-    )
     tracer = tracer_provider.get_tracer("scope", "1.2.3")
     request = start_span(
         tracer,
         "POST /predict",
-        context=trace.set_span_in_context(NonRecordingSpan(caller)),
+        context=trace.set_span_in_context(NonRecordingSpan(REMOTE_CALLER)),
         kind=SpanKind.SERVER,
         attributes={"http.route": "/predict", "retries": 2, "score": 0.5, "ok": True},
     )
@@ -177,10 +177,7 @@ def test_obslab_s_own_spans_encode_as_the_sdk_protobuf_encoder_encodes_them(
     assert [span.name for span in spans] == ["inference", "feature_lookup", "POST /predict"]
     assert all(isinstance(span, FinishedSpan) for span in spans)
 
-    ours = json_format.ParseDict(
-        with_base64_ids(orjson.loads(encode_request(spans))),
-        ExportTraceServiceRequest(),
-    )
+    ours = encoded_as_protobuf(spans)
 
     assert ours == encode_spans(spans)
     assert ours.resource_spans[0].scope_spans[0].spans[0].events[0].name == "exception"
