@@ -150,9 +150,12 @@ class ModelMetrics:
         batch.later(self._count_inputs, tuple(map(features.get, self._feature_names)))
 
     def _count_inputs(self, values: tuple[float | None, ...]) -> None:
+        # A list, not a generator: resuming one per feature costs more than building it.
         batch.count(
-            missing if value is None else bins[bin_index(value)]
-            for value, (bin_index, bins, missing) in zip(values, self._features, strict=True)
+            [
+                missing if value is None else bins[bin_index(value)]
+                for value, (bin_index, bins, missing) in zip(values, self._features, strict=True)
+            ]
         )
 
     def observe_prediction(self, score: float, decision: str) -> None:

@@ -69,8 +69,10 @@ def start_span(
     extracted from its headers), else the root of a new trace; recorded as a light span."""
     if not isinstance(tracer, SdkTracer):
         return tracer.start_span(name, context=context, kind=kind, attributes=attributes)
-    found = trace.get_current_span(context).get_span_context()
-    parent = found if found.is_valid else None
+    parent = None
+    if context is None or context:  # an empty context, a caller's that sent none, holds no span
+        found = trace.get_current_span(context).get_span_context()
+        parent = found if found.is_valid else None
     ids = tracer.id_generator
     trace_id = parent.trace_id if parent is not None else ids.generate_trace_id()
     sampling = tracer.sampler.should_sample(context, trace_id, name, kind, attributes)

@@ -22,6 +22,7 @@ from opentelemetry.sdk.resources import (
 )
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.trace import TraceFlags
 from prometheus_client import CollectorRegistry, Counter
 
 from app.settings import state_dir
@@ -107,6 +108,15 @@ class DropCountingBatchSpanProcessor(BatchSpanProcessor):
         # is set. Our metrics are prometheus-client's, so chain our own hook in front of it.
         batch = self._batch_processor
         batch._metrics = _DropHook(batch._metrics, dropped)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        """The SDK's own, with the span's flags unpacked from its context (a tuple) rather than
+        read through two properties: it runs for every span."""
+        context = span.context
+        if context is not None:
+            _, _, _, flags, _, _ = context
+            if flags & TraceFlags.SAMPLED:
+                self._batch_processor.emit(span)
 
 
 class _DropHook:

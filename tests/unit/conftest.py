@@ -55,4 +55,6 @@ def held_batch(monkeypatch: pytest.MonkeyPatch) -> UpdateBatch:
     app, so that the app's metrics read it."""
     held = UpdateBatch(interval=3600)
     monkeypatch.setattr(batch, "BATCH", held)
+    for method in ("later", "count", "attach", "apply"):
+        monkeypatch.setattr(batch, method, getattr(held, method))
     return held

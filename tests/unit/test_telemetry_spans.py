@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import orjson
 import pytest
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -262,3 +263,22 @@ def test_under_another_tracer_a_request_span_is_that_tracer_s() -> None:
     span = start_span(trace.NoOpTracer(), "POST /predict", kind=SpanKind.SERVER)
     assert not span.is_recording()
     assert not span.get_span_context().is_valid
+
+
+def test_a_request_span_in_an_empty_context_starts_a_trace_even_inside_another_span(
+    tracer: trace.Tracer, exporter: InMemorySpanExporter
+) -> None:
+    """An empty context (a caller that sent no trace context) is no context at all: the span
+    then found current (a test's, a CLI's) is no parent."""
+    with tracer.start_as_current_span("outer") as outer:
+        for started in (
+            tracer.start_span("by the SDK", context=Context()),
+            start_span(tracer, "light", context=Context()),
+            start_span(tracer, "child of the current span"),
+        ):
+            started.end()
+    by_sdk, light, child, _ = exporter.get_finished_spans()
+
+    assert by_sdk.parent is None and light.parent is None
+    assert light.context.trace_id != outer.get_span_context().trace_id
+    assert child.parent == outer.get_span_context()

@@ -21,6 +21,7 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.trace import (
     Link,
     NonRecordingSpan,
@@ -364,6 +365,36 @@ def test_spans_beyond_a_full_queue_are_counted(registry: CollectorRegistry) -> N
 
     assert dropped(registry, "queue_full") == 3
     assert dropped(registry, "export_failed") == 0
+
+
+class SampledByName(Sampler):
+    """Records every span, and samples those whose name says so."""
+
+    def should_sample(self, parent_context, trace_id, name, kind=None, attributes=None, links=None):
+        sampled = name.startswith("sampled")
+        return SamplingResult(Decision.RECORD_AND_SAMPLE if sampled else Decision.RECORD_ONLY)
+
+    def get_description(self) -> str:
+        return "SampledByName"
+
+
+def test_only_sampled_spans_are_exported(registry: CollectorRegistry) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=SampledByName(), shutdown_on_exit=False)
+    provider.add_span_processor(
+        DropCountingBatchSpanProcessor(exporter, spans_dropped_counter(registry))
+    )
+    tracer = provider.get_tracer("test")
+    for name in ("sampled", "recorded only"):
+        tracer.start_span(f"{name} by the SDK").end()
+        start_span(tracer, f"{name}, light").end()
+    provider.force_flush()
+    provider.shutdown()
+
+    assert sorted(span.name for span in exporter.get_finished_spans()) == [
+        "sampled by the SDK",
+        "sampled, light",
+    ]
 
 
 @contextmanager
