@@ -7,9 +7,10 @@ each call for nothing the lab needs.
 
 from __future__ import annotations
 
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
+from app.telemetry.propagation import call_headers
 from app.telemetry.spans import Step, step
 
 
@@ -20,6 +21,4 @@ def client_span(
     carry its context to the callee."""
     attributes = {"http.method": method, "http.route": route, "peer.service": peer}
     call = step(tracer, name, kind=SpanKind.CLIENT, attributes=attributes)
-    headers: dict[str, str] = {}
-    propagate.inject(headers, context=trace.set_span_in_context(call.span))
-    return call, headers
+    return call, call_headers(call.span)

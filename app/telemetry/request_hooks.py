@@ -18,18 +18,13 @@ from typing import Any
 
 import structlog
 from flask import Flask, Request, Response, request
-from opentelemetry import context, propagate, trace
-from opentelemetry.baggage.propagation import W3CBaggagePropagator
-from opentelemetry.context import Context
-from opentelemetry.instrumentation.wsgi import wsgi_getter
-from opentelemetry.propagators.composite import CompositePropagator
-from opentelemetry.propagators.textmap import TextMapPropagator
+from opentelemetry import context, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode, TraceFlags
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from werkzeug.routing import Rule
 
 from app.telemetry.http_metrics import UNMATCHED, HttpMetrics, method_label
 from app.telemetry.logging import begin_request_fields, end_request_fields, log_later
+from app.telemetry.propagation import caller_context
 from app.telemetry.spans import start_span
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -64,36 +59,6 @@ def request_id_from(header: str | None) -> str:
     # An identifier, not a secret: the same generator as OTel's span ids, and no getrandom(2)
     # (which lets go of the GIL) on every request.
     return f"{random.getrandbits(128):032x}"
-
-
-# The environ keys of the headers the default propagators read (W3C trace context, then
-# baggage); ``tracestate`` means nothing without ``traceparent``.
-_TRACEPARENT_KEY = "HTTP_TRACEPARENT"
-_BAGGAGE_KEY = "HTTP_BAGGAGE"
-
-
-@functools.lru_cache(maxsize=4)
-def _reads_only_w3c(textmap: TextMapPropagator) -> bool:
-    """Whether ``textmap`` is the default propagator: W3C trace context, then baggage."""
-    kinds = [type(each) for each in getattr(textmap, "_propagators", ())]
-    return type(textmap) is CompositePropagator and kinds == [
-        TraceContextTextMapPropagator,
-        W3CBaggagePropagator,
-    ]
-
-
-def caller_context(environ: dict[str, Any]) -> Context:
-    """The trace context the caller sent in the request's headers, read by the global
-    propagator.
-
-    Most requests to a public API carry none. Under the default propagator, a request without
-    its headers gets the empty context that reading them would give, without the twenty-odd
-    calls reading takes.
-    """
-    textmap = propagate.get_global_textmap()
-    if _TRACEPARENT_KEY not in environ and _BAGGAGE_KEY not in environ and _reads_only_w3c(textmap):
-        return Context()
-    return textmap.extract(environ, getter=wsgi_getter)
 
 
 def _current_request() -> Request:

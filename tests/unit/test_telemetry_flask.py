@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import re
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -13,22 +12,9 @@ import orjson
 import pytest
 import structlog
 from flask import Flask
-from opentelemetry import baggage, propagate, trace
-from opentelemetry.context import Context
-from opentelemetry.instrumentation.wsgi import wsgi_getter
-from opentelemetry.propagators.composite import CompositePropagator
-from opentelemetry.propagators.textmap import (
-    CarrierT,
-    Getter,
-    Setter,
-    TextMapPropagator,
-    default_getter,
-    default_setter,
-)
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, StatusCode, TraceFlags
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.trace import SpanKind, StatusCode
 from prometheus_client import CollectorRegistry
 
 from app.settings import SERVICE_DEFAULTS
@@ -42,7 +28,6 @@ from app.telemetry import (
     init_app,
 )
 from app.telemetry.batch import UpdateBatch
-from app.telemetry.request_hooks import caller_context
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
@@ -415,75 +400,3 @@ def test_telemetry_off_records_nothing_but_still_serves_metrics(
     assert logs == []
     assert scrape.status_code == 200
     assert b'app_build_info{commit="abc123"' in scrape.data
-
-
-TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-CALLER_ENVIRONS = {
-    "no trace context": {"HTTP_X_REQUEST_ID": "r-1"},
-    "traceparent": {"HTTP_TRACEPARENT": TRACEPARENT},
-    "trace state": {"HTTP_TRACEPARENT": TRACEPARENT, "HTTP_TRACESTATE": "lab=1"},
-    "baggage alone": {"HTTP_BAGGAGE": "tenant=lab"},
-}
-
-
-@pytest.mark.parametrize("environ", CALLER_ENVIRONS.values(), ids=CALLER_ENVIRONS)
-def test_the_caller_s_context_is_what_the_propagator_reads(environ: dict[str, str]) -> None:
-    found = caller_context(environ)
-    read = propagate.extract(environ, getter=wsgi_getter)
-
-    assert found.keys() == read.keys()
-    assert trace.get_current_span(found).get_span_context() == (
-        trace.get_current_span(read).get_span_context()
-    )
-    assert baggage.get_all(found) == baggage.get_all(read)
-
-
-class CallerHeader(TextMapPropagator):
-    """Reads a caller's trace and span ids from ``x-caller``, as B3 or Jaeger read theirs."""
-
-    def extract(
-        self,
-        carrier: CarrierT,
-        context: Context | None = None,
-        getter: Getter[CarrierT] = default_getter,
-    ) -> Context:
-        found = getter.get(carrier, "x-caller")
-        if not found:
-            return context if context is not None else Context()
-        trace_id, span_id = (int(part, 16) for part in found[0].split(":"))
-        caller = SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(1))
-        return trace.set_span_in_context(NonRecordingSpan(caller), context)
-
-    def inject(
-        self,
-        carrier: CarrierT,
-        context: Context | None = None,
-        setter: Setter[CarrierT] = default_setter,
-    ) -> None:
-        raise NotImplementedError
-
-    @property
-    def fields(self) -> set[str]:
-        return {"x-caller"}
-
-
-@pytest.fixture
-def caller_header_too() -> Iterator[None]:
-    """W3C trace context and :class:`CallerHeader` as the global propagator."""
-    default = propagate.get_global_textmap()
-    propagate.set_global_textmap(
-        CompositePropagator([TraceContextTextMapPropagator(), CallerHeader()])
-    )
-    yield
-    propagate.set_global_textmap(default)
-
-
-@pytest.mark.usefixtures("caller_header_too")
-def test_another_propagator_reads_its_own_headers(
-    app: Flask, span_exporter: InMemorySpanExporter
-) -> None:
-    assert app.test_client().post("/predict", headers={"X-Caller": "ab:cd"}).status_code == 200
-
-    (server,) = span_exporter.get_finished_spans()
-    assert server.context.trace_id == 0xAB
-    assert server.parent is not None and server.parent.span_id == 0xCD
