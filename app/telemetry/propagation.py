@@ -41,7 +41,8 @@ def _is_default(textmap: TextMapPropagator) -> bool:
 
 
 def caller_context(environ: dict[str, Any]) -> Context:
-    """The trace context the caller sent in the headers of the request ``environ`` is."""
+    """The trace context the caller sent in the headers of a request, from its WSGI
+    ``environ``."""
     textmap = propagate.get_global_textmap()
     if _TRACEPARENT_KEY not in environ and _BAGGAGE_KEY not in environ and _is_default(textmap):
         return Context()  # what reading nothing gives
