@@ -69,7 +69,7 @@ def encode_request(spans: Sequence[ReadableSpan]) -> bytes:
     # tracer's, and a few groups cost less to compare than every span.
     batches: dict[tuple[int, int], tuple[SpanFields, list[dict[str, Any]]]] = {}
     for span in spans:
-        fields = span.fields if isinstance(span, FinishedSpan) else fields_of(span)
+        fields = span.fields if isinstance(span, FinishedSpan) else SpanFields.of(span)
         key = (id(fields.resource), id(fields.scope))
         batch = batches.get(key)
         if batch is None:
@@ -93,27 +93,6 @@ def encode_request(spans: Sequence[ReadableSpan]) -> bytes:
                 for resource, scopes in resources.values()
             ]
         }
-    )
-
-
-def fields_of(span: ReadableSpan) -> SpanFields:
-    """The fields of any finished span, read through its properties."""
-    return SpanFields(
-        span.name,
-        span.context,
-        span.parent,
-        span.kind,
-        span.start_time or 0,
-        span.end_time or 0,
-        span.attributes or {},
-        span.events,
-        span.links,
-        span.status,
-        span.resource,
-        span.instrumentation_scope,
-        span.dropped_attributes,
-        span.dropped_events,
-        span.dropped_links,
     )
 
 

@@ -309,6 +309,28 @@ class SpanFields(NamedTuple):
     dropped_events: int = 0
     dropped_links: int = 0
 
+    @classmethod
+    def of(cls, span: ReadableSpan) -> SpanFields:
+        """The fields of any finished span, read through its properties (a
+        :class:`FinishedSpan` keeps its own)."""
+        return cls(
+            span.name,
+            span.context,
+            span.parent,
+            span.kind,
+            span.start_time or 0,
+            span.end_time or 0,
+            span.attributes or {},
+            span.events,
+            span.links,
+            span.status,
+            span.resource,
+            span.instrumentation_scope,
+            span.dropped_attributes,
+            span.dropped_events,
+            span.dropped_links,
+        )
+
 
 class FinishedSpan(ReadableSpan):
     """A light span's finished copy: the ``ReadableSpan`` every processor and exporter takes,
