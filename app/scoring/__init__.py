@@ -61,7 +61,9 @@ def create_app(
     )
     errors.init_app(app)
     tel = telemetry.init_app(app, "scoring", tracer_provider=tracer_provider)
-    model_metrics = ModelMetrics(tel.registry, loaded.baseline, enabled=tel.enabled)
+    model_metrics = ModelMetrics(
+        tel.registry, loaded.baseline, release=release.version, enabled=tel.enabled
+    )
     dependency = DependencyMetrics(tel.registry, "features", enabled=tel.enabled)
     tracer = tel.tracer
     features_client = FeaturesClient(app.config["FEATURES_URL"], tracer=tracer)

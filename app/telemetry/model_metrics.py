@@ -55,7 +55,12 @@ class ModelMetrics:
     """
 
     def __init__(
-        self, registry: CollectorRegistry, baseline: Baseline, *, enabled: bool = True
+        self,
+        registry: CollectorRegistry,
+        baseline: Baseline,
+        *,
+        release: str = "",
+        enabled: bool = True,
     ) -> None:
         batch.attach(registry)
         # Disabled (OBSLAB_TELEMETRY=off), the series still exist but nothing is recorded.
@@ -64,32 +69,32 @@ class ModelMetrics:
         score = Histogram(
             "model_prediction_score",
             "Predicted default probability.",
-            ("model_version",),
+            ("version", "model_version"),
             registry=registry,
             buckets=SCORE_BUCKETS,
         )
         predictions = Counter(
             "model_predictions",
             "Predictions made, by decision.",
-            ("model_version", "decision"),
+            ("version", "model_version", "decision"),
             registry=registry,
         )
         score_bins = Counter(
             "model_score_bin",
             "Predicted scores per training-decile bin of the score.",
-            ("model_version", "bin"),
+            ("version", "model_version", "bin"),
             registry=registry,
         )
         feature_bins = Counter(
             "model_feature_bin",
             "Present input values per training-decile bin of their feature.",
-            ("model_version", "feature", "bin"),
+            ("version", "model_version", "feature", "bin"),
             registry=registry,
         )
         missing = Counter(
             "model_feature_missing",
             "Inputs that arrived missing (null), by feature.",
-            ("model_version", "feature"),
+            ("version", "model_version", "feature"),
             registry=registry,
         )
         feedback = Counter(
@@ -116,18 +121,21 @@ class ModelMetrics:
                 share.labels(version, name, str(index)).set(training_share)
         accuracy.labels(version).set(baseline.accuracy)
 
-        self._score = score.labels(version)
+        # The release beside the model: deploy rules compare releases on these series, so a
+        # release never borrows another's figures through a shared instance label.
+        served_by = (release, version)
+        self._score = score.labels(*served_by)
         self._score_bin_index = baseline.score.bin_index
-        self._score_bins = _bins(score_bins, baseline.score, version)
+        self._score_bins = _bins(score_bins, baseline.score, *served_by)
         self._decisions = {
-            decision: predictions.labels(version, decision) for decision in DECISIONS
+            decision: predictions.labels(*served_by, decision) for decision in DECISIONS
         }
         self._feature_names = tuple(baseline.features)
         self._features = tuple(
             (
                 edges.bin_index,
-                _bins(feature_bins, edges, version, name),
-                missing.labels(version, name),
+                _bins(feature_bins, edges, *served_by, name),
+                missing.labels(*served_by, name),
             )
             for name, edges in baseline.features.items()
         )

@@ -25,7 +25,7 @@ from obslab.stackconfig import load_stack
 ALERTS_DIR = RULES_FILE.parent
 PROMTOOL_TESTS = sorted((ALERTS_DIR / "tests").glob("*.yml"))
 RUNBOOK = ALERTS_DIR / "runbook.md"
-PROFILES = ("demo", "test")
+PROFILES = ("demo", "test", "prod")
 BINS = 10  # training deciles
 
 #: DESIGN.md's alert table: each alert and its labels beyond severity.
@@ -458,3 +458,11 @@ def test_unreadable_thresholds_are_named(tmp_path: Path) -> None:
     path.write_text("defaults: [unclosed", encoding="utf-8")
     with pytest.raises(ThresholdsError, match=re.escape(str(path))):
         build_rules("demo", path)
+
+
+def test_prod_profile_paces_rules_for_a_real_deployment() -> None:
+    rules = build_rules("prod")
+    assert {group["interval"] for group in rules["groups"]} == {"30s"}
+    assert {rule["alert"] for rule in alerting_rules("prod")} == {
+        rule["alert"] for rule in alerting_rules("demo")
+    }

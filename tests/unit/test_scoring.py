@@ -59,7 +59,7 @@ def test_predict_scores_an_applicant(client):
 
 def test_predict_records_model_signals(app, client):
     client.post("/predict", json=APPLICANT | {"age": None})
-    labels = {"model_version": "m1"}
+    labels = {"version": "1.0.0", "model_version": "m1"}
     assert sample(app, "model_prediction_score_count", **labels) == 1
     assert (
         sum(
@@ -235,14 +235,21 @@ def test_inputs_count_even_when_the_model_fails_on_them(tmp_path, features_url):
 
     def binned(feature: str) -> float:
         return sum(
-            sample(app, "model_feature_bin_total", model_version="m2", feature=feature, bin=str(b))
+            sample(
+                app,
+                "model_feature_bin_total",
+                version="1.2.0",
+                model_version="m2",
+                feature=feature,
+                bin=str(b),
+            )
             for b in range(10)
         )
 
     assert binned("debt_ratio") == 1
     assert binned("income") == 1
-    assert sample(app, "model_prediction_score_count", model_version="m2") == 0
-    assert sample(app, "model_score_bin_total", model_version="m2", bin="0") == 0
+    assert sample(app, "model_prediction_score_count", version="1.2.0", model_version="m2") == 0
+    assert sample(app, "model_score_bin_total", version="1.2.0", model_version="m2", bin="0") == 0
 
 
 def test_miscalibrated_release_ships_its_model(tmp_path, features_url):
@@ -268,7 +275,7 @@ def test_telemetry_off_records_no_model_or_dependency_signal(tmp_path, features_
     client = app.test_client()
     prediction = client.post("/predict", json=APPLICANT).get_json()
     client.post("/feedback", json={"prediction_id": prediction["prediction_id"], "defaulted": True})
-    assert sample(app, "model_prediction_score_count", model_version="m1") == 0
+    assert sample(app, "model_prediction_score_count", version="1.0.0", model_version="m1") == 0
     assert sample(app, "model_feedback_total", model_version="m1", outcome="correct") == 0
     assert sample(app, "dependency_requests_total", dependency="features", outcome="ok") == 0
     assert "model_prediction_score" in client.get("/metrics").get_data(as_text=True)

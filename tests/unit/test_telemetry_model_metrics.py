@@ -22,11 +22,13 @@ BASELINE = Baseline(
 
 @pytest.fixture
 def model(registry: CollectorRegistry) -> ModelMetrics:
-    return ModelMetrics(registry, BASELINE)
+    return ModelMetrics(registry, BASELINE, release="1.2.0")
 
 
 def sample(registry: CollectorRegistry, name: str, **labels: str) -> float | None:
-    return registry.get_sample_value(name, {"model_version": "m2", **labels})
+    per_model = ("model_feedback", "model_baseline")
+    served_by = {} if name.startswith(per_model) else {"version": "1.2.0"}
+    return registry.get_sample_value(name, {"model_version": "m2", **served_by, **labels})
 
 
 def test_every_series_exists_at_zero_with_the_training_shares(
