@@ -415,8 +415,8 @@ def thresholds(tmp_path: Path):
 
 def test_unknown_profile_is_named(thresholds) -> None:
     path = thresholds(lambda document: None)
-    with pytest.raises(ThresholdsError, match=r"thresholds\.yaml: unknown profile 'prod'"):
-        build_rules("prod", path)
+    with pytest.raises(ThresholdsError, match=r"thresholds\.yaml: unknown profile 'staging'"):
+        build_rules("staging", path)
 
 
 def test_missing_key_is_named(thresholds) -> None:
