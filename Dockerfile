@@ -43,7 +43,8 @@ RUN useradd --system --uid 10001 --home-dir /var/lib/obslab --shell /usr/sbin/no
         /var/lib/obslab/oncall /var/log/obslab
 COPY --from=build /app /app
 WORKDIR /app
-USER obslab
+# Numeric, so that a runtime (Kubernetes' runAsNonRoot) can tell it is not root.
+USER 10001:10001
 
 # Train every model version now (deterministic, seconds), so a container serves at once.
 RUN ["python", "-c", "from app.model.registry import load_model; from app.model.versions import MODELS; from app.settings import state_dir; [load_model(v, state_dir() / 'models') for v in MODELS]"]
