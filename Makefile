@@ -2,11 +2,16 @@
 SHELL := bash
 BIN := .venv/bin
 
-.PHONY: setup up down status test lint fmt rules bench
+.PHONY: setup lock up down status test lint fmt rules bench
 
-# The venv (reinstalled only when pyproject.toml changes) and the stack's binaries.
+# The venv, installed exactly from uv.lock, and the stack's binaries.
 setup:
 	@scripts/setup.sh
+
+# Rewrite uv.lock after a change to pyproject.toml's dependencies; versions already locked stay
+# unless pyproject.toml rules them out (`scripts/uv.sh lock --upgrade-package NAME` moves one).
+lock:
+	@scripts/uv.sh lock
 
 # The native stack with Locust traffic; `make down` stops it.
 up: setup

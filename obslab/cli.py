@@ -22,7 +22,7 @@ COMMAND_GROUPS: tuple[str, ...] = (
     "obslab.load_cli",
     "obslab.inspect",
     "obslab.releases_cli",
-    "obslab.grafana",
+    "obslab.grafana_cli",
 )
 
 

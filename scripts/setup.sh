@@ -1,25 +1,14 @@
 #!/usr/bin/env bash
-# Prepare this checkout: .venv with the project installed, and the binaries the native stack
-# runs (Prometheus, Alertmanager, nginx), and wrk for the benchmarks. Safe to re-run: it only
-# does what is missing.
+# Prepare this checkout: .venv installed from uv.lock, the binaries the native stack runs
+# (Prometheus, Alertmanager, nginx), wrk for the benchmarks and docker-compose to validate the
+# compose file. Safe to re-run: it only does what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-venv=.venv
-stamp=$venv/.installed-pyproject.sha256
-
-if [[ ! -x $venv/bin/python ]]; then
-  echo "setup: creating $venv"
-  python3 -m venv "$venv"
-fi
-
-# Reinstall only when the dependencies may have changed.
-wanted=$(sha256sum pyproject.toml | cut -d' ' -f1)
-if [[ ! -f $stamp || $(<"$stamp") != "$wanted" ]]; then
-  echo "setup: installing the project and its dependencies into $venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -e '.[dev]'
-  echo "$wanted" >"$stamp"
-fi
+# .venv holds exactly what uv.lock names: the project (editable), its `grafana` extra and the
+# `dev` group. uv does nothing when it already matches, and refuses (--locked) when
+# pyproject.toml has changed since uv.lock was written: run `make lock` then.
+scripts/uv.sh sync --locked --all-extras --quiet
 
 # nginx lives in /usr/sbin, which is not on every user's PATH.
 found() { PATH="$PATH:/usr/sbin:/sbin" command -v "$1" >/dev/null; }
