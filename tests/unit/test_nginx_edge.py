@@ -4,64 +4,30 @@ produces itself is JSON in the services' error shape, and an instance's answers 
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
 
 import pytest
 import requests
 
 from obslab import render
-from obslab.layout import StateLayout
-from obslab.stackconfig import load_stack
-from obslab.topology import Instance, Release, Topology
-from tests.unit.processes import Process, clean_environ, free_port
+from tests.unit.edge import Edge, nginx_in_front, port_of
+from tests.unit.processes import free_port
 from tests.unit.services import make_features, served
-
-NGINX = shutil.which("nginx", path="/usr/sbin:/usr/bin") or "nginx"
-RELEASE = Release("1.0.0", "abc1234", "m1", deployed_at=1_700_000_000.0)
-
-
-@dataclass(frozen=True)
-class Edge:
-    scoring: str  # no scoring instance listens behind it
-    features: str  # a real features service behind it
-    port: int  # scoring's front door
 
 
 @pytest.fixture(scope="module")
 def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
+    """No scoring instance listens behind scoring's front door; a real features service
+    listens behind features'."""
     home = tmp_path_factory.mktemp("edge")
-    layout = StateLayout(home / "state")
-    layout.create()
-    base = load_stack()
-    stack = replace(
-        base,
-        scoring=replace(base.scoring, port=free_port()),
-        features=replace(base.features, port=free_port()),
-    )
-    with served(make_features(home)) as features_url:
-        features_port = int(features_url.rsplit(":", 1)[1])
-        instances = (
-            Instance("features", 0, features_port, RELEASE),
-            Instance("scoring", 0, free_port(), RELEASE),
-            Instance("scoring", 1, free_port(), RELEASE),
-        )
-        topology = Topology("test", 0, False, {"scoring": RELEASE, "features": RELEASE}, instances)
-        layout.nginx_config.write_text(render.render_nginx(stack, topology, layout))
-        scoring = f"http://127.0.0.1:{stack.scoring.port}"
-        nginx = Process(
-            "nginx",
-            [NGINX, "-p", f"{layout.nginx}/", "-c", str(layout.nginx_config), "-e", "stderr"],
-            clean_environ(),
-            home,
-            f"{scoring}/nginx_status",
-        )
-        try:
-            yield Edge(scoring, f"http://127.0.0.1:{stack.features.port}", stack.scoring.port)
-        finally:
-            nginx.stop()
+    with (
+        served(make_features(home)) as features_url,
+        nginx_in_front(
+            home, scoring=[free_port(), free_port()], features=[port_of(features_url)]
+        ) as edge,
+    ):
+        yield edge
 
 
 def _json_error(response: requests.Response, status: int) -> dict:
@@ -173,7 +139,7 @@ def _raw(port: int, request: bytes) -> tuple[int, dict]:
 def test_a_request_nginx_cannot_take_is_a_json_error(
     edge: Edge, request_bytes: bytes, status: int, error: str
 ) -> None:
-    answered, body = _raw(edge.port, request_bytes)
+    answered, body = _raw(edge.scoring_port, request_bytes)
 
     assert (answered, body["error"]) == (status, error)
     assert set(body) >= {"error", "detail", "request_id"}
