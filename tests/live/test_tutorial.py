@@ -137,6 +137,23 @@ def test_every_obslab_command_of_the_tutorial_parses() -> None:
                     parser.parse_args(["0" if arg.startswith("$") else arg for arg in argv[1:]])
 
 
+def test_every_obslab_command_of_the_readme_parses() -> None:
+    """The README's tour is not run (the tutorial is), but its commands must still exist."""
+    parser = build_parser()
+    readme = (REPO_ROOT / "README.md").read_text()
+    blocks = re.findall(r"^```sh\n(.*?)^```", readme, re.M | re.S)
+    commands = [
+        line.split("#", 1)[0].strip()
+        for block in blocks
+        for line in block.splitlines()
+        if line.startswith("obslab ")
+    ]
+
+    assert len(commands) >= 10
+    for command in commands:
+        parser.parse_args(shlex.split(command)[1:])
+
+
 @pytest.mark.live
 def test_the_tutorial_runs_as_written(stack: LiveStack) -> None:
     steps = tutorial_steps(TUTORIAL.read_text())
