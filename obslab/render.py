@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import yaml
 
 from alerts.rules import build_rules
+from app.settings import SERVICE_DEFAULTS
 from obslab.layout import StateLayout
 from obslab.stackconfig import Profile, StackConfig
 from obslab.topology import Instance, Topology
@@ -125,9 +126,10 @@ def render_alertmanager(stack: StackConfig, profile: Profile, layout: StateLayou
     return _header(profile.name) + yaml.safe_dump(document, sort_keys=False)
 
 
-#: nginx's own limit on a request body. A body under it passes through to an instance, which
-#: applies its own, smaller limit (``MAX_CONTENT_LENGTH``); nginx answers a larger one itself.
-BODY_LIMIT_BYTES = 1024 * 1024
+#: The largest request body nginx passes on: the services' own limit (``MAX_CONTENT_LENGTH``),
+#: so nginx answers every oversized body itself, with a 413 that names the limit, and the
+#: services' check stays behind it for a caller that reaches an instance directly.
+BODY_LIMIT_BYTES = int(SERVICE_DEFAULTS["MAX_CONTENT_LENGTH"])  # type: ignore[call-overload]
 
 #: Every error nginx can answer itself on these servers, with the services' error shape: the
 #: ``error`` (the status's name, as the services give it) and a ``detail``. An instance's own
@@ -202,9 +204,8 @@ http {{
     uwsgi_temp_path {temp / "uwsgi"};
     scgi_temp_path {temp / "scgi"};
 
-    # Bodies up to the limit stay in memory and pass through, so the apps answer most
-    # oversize requests themselves and nginx never needs its temp files; above the limit
-    # nginx answers the 413 (as JSON, below).
+    # A body within the limit stays in memory and passes through, so nginx never needs its
+    # temp files; above the limit nginx answers the 413 itself (as JSON, below).
     client_max_body_size {BODY_LIMIT_BYTES};
     client_body_buffer_size {BODY_LIMIT_BYTES};
     proxy_max_temp_file_size 0;

@@ -54,6 +54,19 @@ def test_a_body_over_the_limit_is_a_json_413_naming_the_field_and_the_limit(edge
     assert str(limit) in body["detail"]
 
 
+def test_a_body_at_the_limit_reaches_the_instance(edge: Edge) -> None:
+    response = requests.post(
+        f"{edge.features}/customers/1/features",
+        data=b"x" * render.BODY_LIMIT_BYTES,
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
+
+    # The service's own answer (it takes no POST there), not nginx's: no request_id field.
+    assert response.status_code == 405
+    assert "request_id" not in response.json()
+
+
 def test_no_instance_to_reach_is_a_json_502_naming_the_service(edge: Edge) -> None:
     response = requests.post(f"{edge.scoring}/predict", json={}, timeout=10)
 
