@@ -7,8 +7,8 @@ closed loop: each connection sends its next request when the last one is answere
 connections raise the rate until the stack saturates, and then only the latency. A step
 passes with no error and a p99 under the goal; the capacity is the highest rate a passing
 step reached. Steps stop at the first failing one, or when the rate stops growing. Locust,
-the lab's own client, cannot be the judge here: on this 2-core machine it saturates its core
-near 100 req/s, long before the stack does.
+the lab's own client, cannot be the judge here: one Locust process saturates its core long
+before the stack does (docs/performance.md).
 
 The stack runs the ``demo`` profile, as a class runs it. psutil samples the resident memory
 of every features and scoring instance once a second over all steps. ``run_locust`` and its

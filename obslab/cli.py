@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
+import shutil
 import sys
 from collections.abc import Sequence
 
@@ -24,6 +26,25 @@ COMMAND_GROUPS: tuple[str, ...] = (
     "obslab.releases_cli",
     "obslab.grafana_cli",
 )
+
+
+#: What ``up`` suggests once the stack answers: three things to try, each an obslab command
+#: and what it shows (``{obslab}`` is how to call obslab). The tutorial takes it from there.
+NEXT_STEPS: tuple[tuple[str, str], ...] = (
+    (
+        "fault inject slow-dependency --for 5m",
+        "break something: `{obslab} pages` shows its pages within a minute or two",
+    ),
+    (
+        "exemplars --route /predict",
+        "the slowest requests: `{obslab} trace ID`, then `{obslab} logs --trace-id ID`",
+    ),
+    (
+        "drill start --seed 2 --difficulty easy",
+        "a hidden fault to find: `{obslab} drill answer FAULT --target X` grades you",
+    ),
+)
+TUTORIAL = "docs/tutorial.md"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,7 +102,25 @@ def run_up(args: argparse.Namespace) -> int:
     from obslab import stack
 
     stack.up(args.profile, load=args.load)
+    print(next_steps(_program()), flush=True)
     return 0
+
+
+def next_steps(program: str) -> str:
+    """The lines ``up`` ends with: ``NEXT_STEPS`` as ``program`` runs them, and the tutorial."""
+    lines = ["Try next:"]
+    for number, (command, what) in enumerate(NEXT_STEPS, 1):
+        lines += [f"  {number}. {program} {command}", f"     {what.format(obslab=program)}"]
+    lines.append(f"A student's first hour, step by step: {TUTORIAL}")
+    return "\n".join(lines)
+
+
+def _program() -> str:
+    """How to call obslab from here: its name when it is on PATH, else the venv's script
+    (``make up`` runs ``.venv/bin/obslab`` without activating the venv)."""
+    if shutil.which("obslab"):
+        return "obslab"
+    return os.path.relpath(os.path.join(os.path.dirname(sys.executable), "obslab"))
 
 
 def run_down(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import yaml
 
 from alerts.rules import build_rules
+from app.settings import SERVICE_DEFAULTS
 from obslab.layout import StateLayout
 from obslab.stackconfig import Profile, StackConfig
 from obslab.topology import Instance, Topology
@@ -125,8 +126,46 @@ def render_alertmanager(stack: StackConfig, profile: Profile, layout: StateLayou
     return _header(profile.name) + yaml.safe_dump(document, sort_keys=False)
 
 
+#: The largest request body nginx passes on: the services' own limit (``MAX_CONTENT_LENGTH``),
+#: so nginx answers every oversized body itself, with a 413 that names the limit, and the
+#: services' check stays behind it for a caller that reaches an instance directly.
+BODY_LIMIT_BYTES = int(SERVICE_DEFAULTS["MAX_CONTENT_LENGTH"])  # type: ignore[call-overload]
+
+#: Every error nginx can answer itself on these servers, with the services' error shape: the
+#: ``error`` (the status's name, as the services give it) and a ``detail``. An instance's own
+#: error answer passes through untouched (nginx does not intercept upstream errors).
+#: 494 is nginx's code for a header too large: the client sees a 400.
+EDGE_ERRORS: dict[int, tuple[str, str]] = {
+    400: ("bad request", "the request could not be parsed"),
+    404: ("not found", "the requested URL was not found on the server"),
+    405: ("method not allowed", "this path does not take that method"),
+    408: ("request timeout", "the request did not arrive in time"),
+    411: ("length required", "a body needs a Content-Length"),
+    413: (
+        "request entity too large",
+        f"the body is larger than the limit of {BODY_LIMIT_BYTES} bytes",
+    ),
+    414: ("request-uri too long", "the request line is longer than the limit"),
+    494: ("bad request", "a request header, or all of them together, is larger than the limit"),
+    500: ("internal server error", "the load balancer failed"),
+    501: ("not implemented", "the transfer encoding is not supported"),
+    502: ("bad gateway", "no {service} instance could be reached"),
+    503: ("service unavailable", "no {service} instance is available"),
+    504: ("gateway timeout", "no {service} instance answered in time"),
+    505: ("http version not supported", "the HTTP version is not supported"),
+}
+
+#: Where nginx's error answers live: internal locations, so a request from outside for one
+#: of them is a 404 (answered as JSON too).
+EDGE_ERROR_PREFIX = "/_nginx/error/"
+
+#: The statuses whose answer is about the request's body, so it names the field and the limit.
+_BODY_ERRORS = {413: {"field": "body", "limit_bytes": BODY_LIMIT_BYTES}}
+
+
 def render_nginx(stack: StackConfig, topology: Topology, layout: StateLayout) -> str:
-    """nginx.conf: one load balancer per service, upstreams from the topology's instances."""
+    """nginx.conf: one load balancer per service, upstreams from the topology's instances;
+    nginx's own errors answer JSON, as the services' do."""
     temp = layout.nginx / "temp"
     balancers = "".join(
         _balancer(service, port, topology.instances_of(service))
@@ -144,10 +183,19 @@ events {{
 }}
 
 http {{
+    # The caller's request id when it is safe to write into a JSON string (printable ASCII
+    # without quotes or backslashes, at most 128 characters, as the services accept), else
+    # nginx's own. The instance gets the same id, so nginx's access log, its error answers and
+    # the service's log lines agree.
+    map $http_x_request_id $obslab_request_id {{
+        "~^[ !#-\\[\\]-~]{{1,128}}$" $http_x_request_id;
+        default $request_id;
+    }}
+
     log_format obslab escape=json '{{"time":"$time_iso8601","listen":"$server_port",'
         '"method":"$request_method","uri":"$uri","status":$status,'
         '"request_time":$request_time,"upstream":"$upstream_addr",'
-        '"upstream_status":"$upstream_status","request_id":"$http_x_request_id"}}';
+        '"upstream_status":"$upstream_status","request_id":"$obslab_request_id"}}';
     access_log {layout.log("nginx-access")} obslab;
 
     client_body_temp_path {temp / "client_body"};
@@ -156,16 +204,17 @@ http {{
     uwsgi_temp_path {temp / "uwsgi"};
     scgi_temp_path {temp / "scgi"};
 
-    # Bodies stay in memory and pass through, so the apps answer oversize requests
-    # themselves (413 with a JSON body) and nginx never needs its temp files.
-    client_max_body_size 1m;
-    client_body_buffer_size 1m;
+    # A body within the limit stays in memory and passes through, so nginx never needs its
+    # temp files; above the limit nginx answers the 413 itself (as JSON, below).
+    client_max_body_size {BODY_LIMIT_BYTES};
+    client_body_buffer_size {BODY_LIMIT_BYTES};
     proxy_max_temp_file_size 0;
 
     proxy_http_version 1.1;
     proxy_set_header Connection "";
     proxy_set_header Host $http_host;
     proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+    proxy_set_header X-Request-ID $obslab_request_id;
     proxy_connect_timeout 1s;
     # A dead instance refuses the connection before the request is sent, so even a POST is
     # safely retried on the next instance; a request an instance has received is never
@@ -173,6 +222,38 @@ http {{
     proxy_next_upstream error timeout;
 {balancers}}}
 """
+
+
+def edge_error_body(status: int, service: str, request_id: str) -> dict[str, object]:
+    """The JSON body nginx answers ``status`` with in front of ``service``."""
+    error, detail = EDGE_ERRORS[status]
+    return {
+        "error": error,
+        "detail": detail.format(service=service),
+        **_BODY_ERRORS.get(status, {}),
+        "request_id": request_id,
+    }
+
+
+def _error_pages(service: str) -> str:
+    """An ``error_page`` and an internal location per status in ``EDGE_ERRORS``."""
+    pages = []
+    for status in EDGE_ERRORS:
+        # The id is nginx's variable, spliced in by nginx; json.dumps escapes everything else.
+        body = json.dumps(edge_error_body(status, service, "$obslab_request_id"))
+        body = body.replace("'", "\\'")  # inside nginx's single quotes
+        # A location by URI, not a named one: nginx cannot redirect a request whose request
+        # line it could not read (400, 414) to a named location.
+        pages.append(f"""
+        error_page {status} {EDGE_ERROR_PREFIX}{status};
+        location = {EDGE_ERROR_PREFIX}{status} {{
+            internal;
+            default_type application/json;
+            add_header X-Request-ID $obslab_request_id always;
+            return {400 if status == 494 else status} '{body}\\n';
+        }}
+""")
+    return "".join(pages)
 
 
 def _balancer(service: str, port: int, instances: Sequence[Instance]) -> str:
@@ -196,5 +277,5 @@ def _balancer(service: str, port: int, instances: Sequence[Instance]) -> str:
             stub_status;
             access_log off;
         }}
-    }}
+{_error_pages(service)}    }}
 """

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+import shlex
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from obslab.cli import main
-from obslab.stackconfig import load_stack
+from obslab.cli import TUTORIAL, build_parser, main, next_steps
+from obslab.stackconfig import REPO_ROOT, load_stack
 
 # Far from the default ports and from the live suite's offset, so a running stack never answers.
 OFFSET = 31000
@@ -151,3 +152,27 @@ def test_pages_without_a_receiver_is_one_line_naming_the_url(
         f"obslab pages: nothing answers at http://127.0.0.1:{8002 + OFFSET}; "
         "is the stack up (`obslab up`)?\n"
     )
+
+
+def test_up_ends_with_three_next_steps_that_are_real_commands() -> None:
+    text = next_steps("obslab")
+
+    lines = text.splitlines()
+    assert lines[0] == "Try next:"
+    commands = [line.split(". ", 1)[1] for line in lines if line.startswith("  ") and ". " in line]
+    assert len(commands) == 3
+    for command in commands:
+        # Each parses as the CLI would take it, so a renamed command or flag fails here.
+        argv = shlex.split(command)
+        assert argv[0] == "obslab"
+        build_parser().parse_args(argv[1:])
+    assert lines[-1].endswith(TUTORIAL)
+    assert (REPO_ROOT / TUTORIAL).is_file()
+
+
+def test_next_steps_call_obslab_the_way_the_user_can() -> None:
+    text = next_steps(".venv/bin/obslab")
+
+    assert "  1. .venv/bin/obslab fault inject" in text
+    assert "`.venv/bin/obslab pages`" in text
+    assert "`obslab" not in text
