@@ -153,6 +153,11 @@ def test_a_valid_notification_is_stored_and_listed(client: FlaskClient) -> None:
         "ends_at": None,
         "generator_url": firing["generatorURL"],
         "fingerprint": "a1b2c3d4e5f60718",
+        "kind": "page",
+        # No Alertmanager to ask in this app: the page keeps what it last heard.
+        "state": "firing",
+        "held_back_by": [],
+        "checked": False,
     }
 
 
