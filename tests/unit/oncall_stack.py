@@ -1,0 +1,96 @@
+"""A real Alertmanager beside the oncall receiver, for the tests that need its API."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import requests
+
+from tests.unit.oncall_payloads import TOKEN
+from tests.unit.processes import ALERTMANAGER, Process, free_port
+
+#: TargetDown holds back the HighErrorRate of the same job: a cause before its symptom.
+INHIBIT_RULES = """
+inhibit_rules:
+  - source_matchers: ['alertname="TargetDown"']
+    target_matchers: ['alertname="HighErrorRate"']
+    equal: [job]
+"""
+
+
+def receiver(name: str, url: str | None) -> str:
+    if url is None:
+        return f"  - name: {name}\n"
+    return f"""  - name: {name}
+    webhook_configs:
+      - url: {url}
+        send_resolved: true
+        http_config:
+          authorization:
+            type: Bearer
+            credentials: {TOKEN}
+"""
+
+
+def config(oncall_url: str | None = None, *, watchdog_interval: str = "1s") -> str:
+    """Alerts to ``oncall_url``/webhook and the Watchdog to ``oncall_url``/watchdog, or
+    nowhere without a URL."""
+    webhook = f"{oncall_url}/webhook" if oncall_url else None
+    heartbeat = f"{oncall_url}/watchdog" if oncall_url else None
+    return f"""
+route:
+  receiver: oncall
+  group_by: [alertname]
+  group_wait: 0s
+  group_interval: 1s
+  repeat_interval: 1h
+  routes:
+    - receiver: watchdog
+      matchers: ['alertname="Watchdog"']
+      group_interval: {watchdog_interval}
+      repeat_interval: {watchdog_interval}
+receivers:
+{receiver("oncall", webhook)}{receiver("watchdog", heartbeat)}{INHIBIT_RULES}"""
+
+
+def start_alertmanager(
+    workdir: Path, config_text: str, *, name: str = "alertmanager"
+) -> tuple[str, Process]:
+    """Alertmanager on a free port, with its own fresh storage under ``workdir``."""
+    assert ALERTMANAGER is not None
+    workdir.mkdir(parents=True, exist_ok=True)
+    config_file = workdir / f"{name}.yml"
+    config_file.write_text(config_text)
+    url = f"http://127.0.0.1:{free_port()}"
+    command = [
+        ALERTMANAGER,
+        f"--config.file={config_file}",
+        f"--storage.path={workdir / name}",
+        f"--web.listen-address={url.removeprefix('http://')}",
+        "--cluster.listen-address=",
+    ]
+    return url, Process(name, command, dict(os.environ), workdir, f"{url}/-/ready")
+
+
+def post_alerts(alertmanager: str, *labelsets: dict[str, str], starts_at: datetime) -> None:
+    """Fire these alerts at Alertmanager as Prometheus would, for the next ten minutes."""
+    body = [
+        {
+            "labels": labels,
+            "annotations": {"summary": f"{labels['alertname']} summary"},
+            "startsAt": starts_at.isoformat(),
+            "endsAt": (datetime.now(UTC) + timedelta(minutes=10)).isoformat(),
+            "generatorURL": "http://127.0.0.1:9090/graph",
+        }
+        for labels in labelsets
+    ]
+    requests.post(f"{alertmanager}/api/v2/alerts", json=body, timeout=5).raise_for_status()
+
+
+def held_alerts(alertmanager: str) -> dict[str, dict]:
+    """Alertmanager's alerts by name, as its API v2 shows them."""
+    response = requests.get(f"{alertmanager}/api/v2/alerts", timeout=5)
+    response.raise_for_status()
+    return {alert["labels"]["alertname"]: alert for alert in response.json()}
