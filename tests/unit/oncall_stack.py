@@ -56,14 +56,14 @@ receivers:
 
 
 def start_alertmanager(
-    workdir: Path, config_text: str, *, name: str = "alertmanager"
+    workdir: Path, config_text: str, *, port: int | None = None, name: str = "alertmanager"
 ) -> tuple[str, Process]:
-    """Alertmanager on a free port, with its own fresh storage under ``workdir``."""
+    """Alertmanager on ``port`` (else a free one), its storage under ``workdir``."""
     assert ALERTMANAGER is not None
     workdir.mkdir(parents=True, exist_ok=True)
     config_file = workdir / f"{name}.yml"
     config_file.write_text(config_text)
-    url = f"http://127.0.0.1:{free_port()}"
+    url = f"http://127.0.0.1:{port or free_port()}"
     command = [
         ALERTMANAGER,
         f"--config.file={config_file}",
