@@ -11,9 +11,11 @@ arrival. A thread in each worker would need starting and stopping around gunicor
 every test; judging on read needs neither, and the page it raises carries the moment the
 deadline passed, not the moment someone looked.
 
-The clock starts at the later of the last Watchdog and the receiver's own start: a fresh lab
-gets one timeout of grace for the first Watchdog to arrive, and a lab whose Alertmanager never
-delivers pages once that grace is over.
+The switch is armed by the first Watchdog ever to arrive (remembered in the store), so a lab
+whose Alertmanager has no Watchdog route yet, or a receiver just created, never pages for a
+silence that was never a heartbeat stopping; the page list says it is not armed. Once armed,
+the clock runs from the later of the last Watchdog and the receiver's own start: a restarted
+receiver grants Alertmanager one timeout to reach it again.
 """
 
 from __future__ import annotations
@@ -66,17 +68,19 @@ class DeadMansSwitch:
         """Raise the dead-man's page if the deadline has passed; whether it is firing."""
         deadline = self.deadline()
         now = now or self._clock()
-        if now <= deadline:
+        if deadline is None or now <= deadline:
             return False
         if not self._store.open_episodes(ALERTNAME, FINGERPRINT):
             self._store.add([_page(format_timestamp(deadline), None)], now=now)
         return True
 
-    def deadline(self) -> datetime:
-        """When the dead-man's page fires unless a Watchdog arrives first."""
+    def deadline(self) -> datetime | None:
+        """When the dead-man's page fires unless a Watchdog arrives first; None until the
+        first Watchdog arms the switch."""
         last_seen = self._store.watchdog_last_seen()
-        since = max(last_seen, self.started_at) if last_seen else self.started_at
-        return since + self.timeout
+        if last_seen is None:
+            return None
+        return max(last_seen, self.started_at) + self.timeout
 
     def last_seen(self) -> datetime | None:
         return self._store.watchdog_last_seen()

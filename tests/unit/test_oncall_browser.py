@@ -1,7 +1,8 @@
 """The oncall page as a person sees it: rendered by a real headless Chromium.
 
 The receiver runs under gunicorn beside a real Alertmanager that holds a page, a ticket and an
-alert an inhibition holds back, and no Watchdog ever arrives, so the dead-man's switch fires.
+alert an inhibition holds back, and one Watchdog arrives and no other, so the dead-man's
+switch fires.
 Chromium loads the page and dumps the document it built; each alert must sit in its own
 section, saying what it is.
 """
@@ -22,7 +23,7 @@ from obslab.oncall.client import fetch_pages
 from obslab.stack import gunicorn_argv
 from obslab.stackconfig import load_stack
 from tests.unit import oncall_stack
-from tests.unit.oncall_payloads import AUTH, TOKEN, alert, notification
+from tests.unit.oncall_payloads import AUTH, TOKEN, alert, notification, watchdog
 from tests.unit.processes import ALERTMANAGER, Process, clean_environ, free_port, wait_for
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -115,7 +116,7 @@ def oncall(tmp_path: Path) -> Iterator[str]:
         "OBSLAB_HOME": str(tmp_path / "home"),
         "OBSLAB_ONCALL_TOKEN": TOKEN,
         "OBSLAB_ALERTMANAGER_URL": am_url,
-        # No Watchdog is routed here: the switch fires once this grace is over.
+        # One Watchdog arms the switch, and it fires a second after.
         "OBSLAB_WATCHDOG_TIMEOUT_SECONDS": "1",
     }
     base_url = f"http://127.0.0.1:{port}"
@@ -138,6 +139,9 @@ def oncall(tmp_path: Path) -> Iterator[str]:
             requests.post(
                 f"{base_url}/webhook", json=notification(sent), headers=AUTH, timeout=5
             ).raise_for_status()
+        requests.post(
+            f"{base_url}/watchdog", json=notification(watchdog()), headers=AUTH, timeout=5
+        ).raise_for_status()
         wait_for(
             "the dead-man's page",
             lambda: fetch_pages(base_url, alertname="DeadMansSwitch", state="firing"),

@@ -65,16 +65,21 @@ def episodes(store: PageStore) -> list[tuple[str, str, str | None]]:
     return [(page.status, page.starts_at, page.ends_at) for page in reversed(found)]
 
 
-def test_a_fresh_receiver_gets_one_timeout_of_grace(
+def test_the_first_watchdog_arms_the_switch(
     switch: deadman.DeadMansSwitch, store: PageStore, clock: Clock
 ) -> None:
+    clock.advance(hours=1)
+    assert switch.check() is False
+    assert switch.deadline() is None
+
+    switch.arrived()
     clock.advance(minutes=3)
     assert switch.check() is False
     assert episodes(store) == []
 
     clock.advance(seconds=1)
     assert switch.check() is True
-    assert episodes(store) == [("firing", "2024-05-01T12:03:00.000Z", None)]
+    assert episodes(store) == [("firing", "2024-05-01T13:03:00.000Z", None)]
     [page] = store.pages(alertname=deadman.ALERTNAME)
     assert page.kind == "page"
     assert page.annotations["runbook_url"] == "/runbook#deadmansswitch"
@@ -139,7 +144,8 @@ def test_a_restarted_receiver_remembers_the_watchdog_and_keeps_one_page_open(
     clock.advance(minutes=10)
     second = deadman.DeadMansSwitch(store, TIMEOUT, clock=clock)
     assert second.last_seen() == START
-    # Its own grace runs; the page of the silence that began before is still the one open.
+    # It grants Alertmanager one timeout to reach it again; the page of the silence that
+    # began before is still the one open.
     assert second.deadline() == clock.now + TIMEOUT
     clock.advance(minutes=4)
     assert second.check() is True
@@ -228,6 +234,9 @@ def test_the_receiver_pages_on_silence_and_resolves_when_the_watchdog_returns(
 
     def dead_mans_page() -> list[dict]:
         return client.get("/pages?alertname=DeadMansSwitch&state=firing").get_json()
+
+    assert "the dead-man's switch is not armed" in client.get("/").get_data(as_text=True)
+    client.post("/watchdog", json=notification(watchdog()), headers=AUTH)
 
     [page] = wait_for("the dead-man's page", dead_mans_page)
     assert (page["kind"], page["status"], page["state"]) == ("page", "firing", "firing")
