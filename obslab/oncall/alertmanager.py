@@ -13,11 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import requests
-import structlog
 
 from obslab.oncall.payload import format_timestamp
-
-log = structlog.get_logger()
 
 
 class AlertmanagerUnavailable(Exception):
@@ -69,18 +66,21 @@ class Snapshot:
 
 
 class AlertmanagerReader:
-    """Reads ``base_url``'s alerts, with a short timeout: a page list waits on it."""
+    """Reads ``base_url``'s alerts, with a short timeout: a page list waits on it.
+
+    No shared ``requests.Session``: the receiver's threads read at once, and a session is
+    not documented to be safe across threads.
+    """
 
     def __init__(self, base_url: str, *, timeout: float = 2.0) -> None:
         self.base_url = base_url.rstrip("/")
         self._timeout = timeout
-        self._session = requests.Session()
 
     def snapshot(self) -> Snapshot:
         """Every alert Alertmanager holds, silenced and inhibited ones included."""
         url = f"{self.base_url}/api/v2/alerts"
         try:
-            response = self._session.get(url, timeout=self._timeout)
+            response = requests.get(url, timeout=self._timeout)
             response.raise_for_status()
             document = response.json()
         except (requests.RequestException, ValueError) as error:

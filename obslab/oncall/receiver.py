@@ -18,7 +18,7 @@ import re
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -114,7 +114,7 @@ def _version() -> str:
         return "unknown"
 
 
-def _timestamp(moment: object) -> float:
+def _timestamp(moment: datetime | None) -> float:
     return moment.timestamp() if moment is not None else 0.0
 
 
