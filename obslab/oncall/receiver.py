@@ -263,7 +263,10 @@ def _filters() -> dict[str, str]:
     """The query filters; a bad one is a 400 naming it."""
     for name in request.args:
         if name not in _FILTERS:
-            raise RequestError(400, f"{name} is not a filter; use {', '.join(_FILTERS)}", name)
+            # A parameter without a name (``?=x``) is still named: as the query string.
+            raise RequestError(
+                400, f"{name!r} is not a filter; use {', '.join(_FILTERS)}", name or "query"
+            )
         if len(request.args.getlist(name)) > 1:
             raise RequestError(400, f"{name} must be given at most once", name)
     # An empty value means "any", as an HTML form submits it.
