@@ -60,8 +60,9 @@ class DeadMansSwitch:
         """
         now = self._clock()
         self.check(now)
-        open_pages = self._store.open_episodes(ALERTNAME, FINGERPRINT)
-        self._store.add([_page(page.starts_at, format_timestamp(now)) for page in open_pages])
+        if open_pages := self._store.open_episodes(ALERTNAME, FINGERPRINT):
+            ended = format_timestamp(now)
+            self._store.add([_page(page.starts_at, ended) for page in open_pages], now=now)
         self._store.watchdog_seen(now)
 
     def check(self, now: datetime | None = None) -> bool:
