@@ -34,9 +34,9 @@ def receiver(name: str, url: str | None) -> str:
 """
 
 
-def config(oncall_url: str | None = None, *, watchdog_interval: str = "1s") -> str:
-    """Alerts to ``oncall_url``/webhook and the Watchdog to ``oncall_url``/watchdog, or
-    nowhere without a URL."""
+def config(oncall_url: str | None = None) -> str:
+    """Alerts to ``oncall_url``/webhook and the Watchdog to ``oncall_url``/watchdog every
+    second, or nowhere without a URL."""
     webhook = f"{oncall_url}/webhook" if oncall_url else None
     heartbeat = f"{oncall_url}/watchdog" if oncall_url else None
     return f"""
@@ -49,8 +49,8 @@ route:
   routes:
     - receiver: watchdog
       matchers: ['alertname="Watchdog"']
-      group_interval: {watchdog_interval}
-      repeat_interval: {watchdog_interval}
+      group_interval: 1s
+      repeat_interval: 1s
 receivers:
 {receiver("oncall", webhook)}{receiver("watchdog", heartbeat)}{INHIBIT_RULES}"""
 
