@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS pages (
     id            INTEGER PRIMARY KEY,
     alertname     TEXT NOT NULL,
     status        TEXT NOT NULL,
+    severity      TEXT NOT NULL DEFAULT '',  -- its label: page, ticket or none
     labels        TEXT NOT NULL,  -- JSON object
     annotations   TEXT NOT NULL,  -- JSON object
     starts_at     TEXT NOT NULL,
@@ -49,7 +50,7 @@ CREATE TABLE IF NOT EXISTS watchdog (
 );
 """
 
-# Added after the first release: a database written before gains them on open.
+# Added after the first release: a database written before gains it on open.
 _SEVERITY_COLUMN = """
 ALTER TABLE pages ADD COLUMN severity TEXT NOT NULL DEFAULT '';
 UPDATE pages SET severity = coalesce(json_extract(labels, '$.severity'), '');
