@@ -8,8 +8,14 @@ from pathlib import Path
 
 import requests
 
-from tests.unit.oncall_payloads import TOKEN
-from tests.unit.processes import ALERTMANAGER, Process, free_port
+from obslab.stack import gunicorn_argv
+from obslab.stackconfig import load_stack
+from tests.unit.oncall_payloads import AUTH, TOKEN, alert, notification
+from tests.unit.processes import ALERTMANAGER, Process, clean_environ, free_port, wait_for
+
+TARGET_DOWN = {"alertname": "TargetDown", "job": "features", "severity": "page"}
+ERRORS = {"alertname": "HighErrorRate", "job": "features", "severity": "page"}
+DRIFT = {"alertname": "FeatureDrift", "feature": "income", "severity": "ticket"}
 
 #: TargetDown holds back the HighErrorRate of the same job: a cause before its symptom.
 INHIBIT_RULES = """
@@ -94,3 +100,38 @@ def held_alerts(alertmanager: str) -> dict[str, dict]:
     response = requests.get(f"{alertmanager}/api/v2/alerts", timeout=5)
     response.raise_for_status()
     return {alert["labels"]["alertname"]: alert for alert in response.json()}
+
+
+def start_receiver(workdir: Path, **settings: str) -> tuple[str, Process]:
+    """The receiver under gunicorn, as the lab runs it, with ``OBSLAB_<name>`` settings."""
+    port = free_port()
+    env = clean_environ() | {
+        "OBSLAB_HOME": str(workdir / "home"),
+        "OBSLAB_ONCALL_TOKEN": TOKEN,
+        **{f"OBSLAB_{name}": value for name, value in settings.items()},
+    }
+    url = f"http://127.0.0.1:{port}"
+    command = gunicorn_argv(load_stack().oncall, port)
+    return url, Process(f"oncall-{port}", command, env, workdir, f"{url}/readyz")
+
+
+def deliver(oncall_url: str, alertmanager: str, *names: str) -> None:
+    """Send the receiver the webhooks Alertmanager would send for these alerts it holds."""
+    held = held_alerts(alertmanager)
+    for name in names:
+        sent = alert(name, fingerprint=held[name]["fingerprint"], starts_at=held[name]["startsAt"])
+        sent["labels"] = held[name]["labels"]
+        response = requests.post(
+            f"{oncall_url}/webhook", json=notification(sent), headers=AUTH, timeout=5
+        )
+        response.raise_for_status()
+
+
+def hold_back(alertmanager: str) -> None:
+    """Fire TargetDown and HighErrorRate of features, and the FeatureDrift ticket; wait until
+    the inhibition holds back HighErrorRate."""
+    post_alerts(alertmanager, TARGET_DOWN, ERRORS, DRIFT, starts_at=datetime.now(UTC))
+    wait_for(
+        "the inhibition",
+        lambda: held_alerts(alertmanager)["HighErrorRate"]["status"]["inhibitedBy"],
+    )

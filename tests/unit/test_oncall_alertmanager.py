@@ -14,16 +14,21 @@ from flask.testing import FlaskClient
 
 from obslab.oncall import ConfigError, create_app
 from tests.unit.oncall_payloads import AUTH, TOKEN, alert, notification
-from tests.unit.oncall_stack import config, held_alerts, post_alerts, start_alertmanager
+from tests.unit.oncall_stack import (
+    DRIFT,
+    ERRORS,
+    TARGET_DOWN,
+    config,
+    held_alerts,
+    post_alerts,
+    start_alertmanager,
+)
 from tests.unit.processes import ALERTMANAGER, free_port, wait_for
 
 pytestmark = pytest.mark.skipif(ALERTMANAGER is None, reason="needs the Alertmanager binary")
 
 STARTED = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
-TARGET_DOWN = {"alertname": "TargetDown", "job": "features", "severity": "page"}
-ERRORS = {"alertname": "HighErrorRate", "job": "features", "severity": "page"}
 LATENCY = {"alertname": "HighLatency", "job": "scoring", "severity": "page"}
-DRIFT = {"alertname": "FeatureDrift", "feature": "income", "severity": "ticket"}
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -20,11 +19,9 @@ import pytest
 import requests
 
 from obslab.oncall.client import fetch_pages
-from obslab.stack import gunicorn_argv
-from obslab.stackconfig import load_stack
 from tests.unit import oncall_stack
-from tests.unit.oncall_payloads import AUTH, TOKEN, alert, notification, watchdog
-from tests.unit.processes import ALERTMANAGER, Process, clean_environ, free_port, wait_for
+from tests.unit.oncall_payloads import AUTH, notification, watchdog
+from tests.unit.processes import ALERTMANAGER, wait_for
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -32,10 +29,6 @@ pytestmark = [
     pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (make setup installs it)"),
     pytest.mark.skipif(ALERTMANAGER is None, reason="needs the Alertmanager binary"),
 ]
-
-TARGET_DOWN = {"alertname": "TargetDown", "job": "features", "severity": "page"}
-ERRORS = {"alertname": "HighErrorRate", "job": "features", "severity": "page"}
-DRIFT = {"alertname": "FeatureDrift", "feature": "income", "severity": "ticket"}
 
 
 class _Sections(HTMLParser):
@@ -111,34 +104,14 @@ def rendered(url: str, profile: Path) -> _Sections:
 def oncall(tmp_path: Path) -> Iterator[str]:
     """The receiver with a page, a ticket, a held-back alert and a dead-man's page."""
     am_url, alertmanager = oncall_stack.start_alertmanager(tmp_path, oncall_stack.config())
-    port = free_port()
-    env = clean_environ() | {
-        "OBSLAB_HOME": str(tmp_path / "home"),
-        "OBSLAB_ONCALL_TOKEN": TOKEN,
-        "OBSLAB_ALERTMANAGER_URL": am_url,
-        # One Watchdog arms the switch, and it fires a second after.
-        "OBSLAB_WATCHDOG_TIMEOUT_SECONDS": "1",
-    }
-    base_url = f"http://127.0.0.1:{port}"
-    receiver = Process(
-        "oncall", gunicorn_argv(load_stack().oncall, port), env, tmp_path, f"{base_url}/readyz"
+    # One Watchdog arms the switch, and it fires a second after.
+    base_url, receiver = oncall_stack.start_receiver(
+        tmp_path, ALERTMANAGER_URL=am_url, WATCHDOG_TIMEOUT_SECONDS="1"
     )
     try:
-        oncall_stack.post_alerts(am_url, TARGET_DOWN, ERRORS, DRIFT, starts_at=datetime.now(UTC))
-        wait_for(
-            "the inhibition",
-            lambda: oncall_stack.held_alerts(am_url)["HighErrorRate"]["status"]["inhibitedBy"],
-        )
-        held = oncall_stack.held_alerts(am_url)
+        oncall_stack.hold_back(am_url)
         # What Alertmanager delivers: the page and the ticket, never the held-back alert.
-        for name in ("TargetDown", "FeatureDrift"):
-            sent = alert(
-                name, fingerprint=held[name]["fingerprint"], starts_at=held[name]["startsAt"]
-            )
-            sent["labels"] = held[name]["labels"]
-            requests.post(
-                f"{base_url}/webhook", json=notification(sent), headers=AUTH, timeout=5
-            ).raise_for_status()
+        oncall_stack.deliver(base_url, am_url, "TargetDown", "FeatureDrift")
         requests.post(
             f"{base_url}/watchdog", json=notification(watchdog()), headers=AUTH, timeout=5
         ).raise_for_status()
