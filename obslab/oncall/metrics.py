@@ -27,10 +27,15 @@ REJECT_REASONS: tuple[RejectReason, ...] = (
 class OncallMetrics:
     """``oncall_notifications_total{status}``, ``oncall_webhook_rejected_total{reason}``,
     and the dead-man's switch: ``oncall_watchdog_last_seen_timestamp_seconds`` (0 before the
-    first Watchdog) and ``oncall_dead_mans_switch_firing``, both read when scraped."""
+    first Watchdog) and ``oncall_dead_mans_switch_firing``, both read when scraped, and
+    ``oncall_watchdog_timeout_seconds``."""
 
     def __init__(
-        self, *, watchdog_last_seen: Callable[[], float], dead_mans_switch: Callable[[], bool]
+        self,
+        *,
+        watchdog_last_seen: Callable[[], float],
+        dead_mans_switch: Callable[[], bool],
+        watchdog_timeout: float,
     ) -> None:
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
@@ -61,6 +66,11 @@ class OncallMetrics:
             "1 while the receiver's own DeadMansSwitch page fires: no Watchdog for too long.",
             registry=self.registry,
         ).set_function(lambda: float(dead_mans_switch()))
+        Gauge(
+            "oncall_watchdog_timeout_seconds",
+            "How long the receiver waits for a Watchdog before it pages DeadMansSwitch.",
+            registry=self.registry,
+        ).set(watchdog_timeout)
         # Every series exists from the first scrape, so rate() and absent() behave.
         for status in STATUSES:
             self.notifications.labels(status)

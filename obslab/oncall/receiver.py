@@ -97,6 +97,7 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
         metrics=OncallMetrics(
             watchdog_last_seen=lambda: _timestamp(switch.last_seen()),
             dead_mans_switch=switch.check,
+            watchdog_timeout=switch.timeout.total_seconds(),
         ),
         switch=switch,
         alertmanager=_alertmanager(app.config["ALERTMANAGER_URL"]),

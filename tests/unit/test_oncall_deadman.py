@@ -181,6 +181,7 @@ def test_the_watchdog_endpoint_takes_the_webhook_with_the_token(client: FlaskCli
     assert metric(client, "oncall_watchdog_last_seen_timestamp_seconds") >= math.floor(before)
     assert metric(client, "oncall_watchdog_notifications_total") == 1
     assert metric(client, "oncall_dead_mans_switch_firing") == 0
+    assert metric(client, "oncall_watchdog_timeout_seconds") == deadman.DEFAULT_TIMEOUT_SECONDS
     # A heartbeat is no page.
     assert client.get("/pages").get_json() == []
 
@@ -270,7 +271,8 @@ def test_the_watchdog_timeout_comes_from_the_environment(
     monkeypatch.setenv("OBSLAB_WATCHDOG_TIMEOUT_SECONDS", raw)
     config = {"ONCALL_TOKEN": TOKEN, "ONCALL_DB": str(tmp_path / "pages.db")}
     if accepted:
-        assert create_app(config).test_client().get("/healthz").status_code == 200
+        client = create_app(config).test_client()
+        assert metric(client, "oncall_watchdog_timeout_seconds") == float(raw)
     else:
         with pytest.raises(ConfigError, match=r"OBSLAB_WATCHDOG_TIMEOUT_SECONDS.*3m"):
             create_app(config)
