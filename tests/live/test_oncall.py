@@ -110,3 +110,17 @@ def test_the_dead_mans_switch_pages_when_alertmanager_stops(stack) -> None:
         lambda: not fetch_pages(stack.oncall, alertname=deadman.ALERTNAME, state="firing"),
         SETTLE_TIMEOUT,
     )
+
+
+def test_pages_and_tickets_are_listed_apart(stack) -> None:
+    """Whatever reached on-call in this session: each alert is listed by its severity."""
+    every = fetch_pages(stack.oncall)
+    pages = fetch_pages(stack.oncall, kind="page")
+    tickets = fetch_pages(stack.oncall, kind="ticket")
+
+    assert pages, "the earlier tests raised no page"
+    assert all(page["labels"].get("severity") == "page" for page in pages)
+    assert all(ticket["labels"].get("severity") != "page" for ticket in tickets)
+    assert len(pages) + len(tickets) == len(every)
+    html = requests.get(f"{stack.oncall}/", params={"kind": "ticket"}, timeout=5).text
+    assert "No pages match these filters." in html

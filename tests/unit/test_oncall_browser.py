@@ -12,6 +12,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections.abc import Iterator
+from contextlib import ExitStack
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -103,12 +104,14 @@ def rendered(url: str, profile: Path) -> _Sections:
 @pytest.fixture
 def oncall(tmp_path: Path) -> Iterator[str]:
     """The receiver with a page, a ticket, a held-back alert and a dead-man's page."""
-    am_url, alertmanager = oncall_stack.start_alertmanager(tmp_path, oncall_stack.config())
-    # One Watchdog arms the switch, and it fires a second after.
-    base_url, receiver = oncall_stack.start_receiver(
-        tmp_path, ALERTMANAGER_URL=am_url, WATCHDOG_TIMEOUT_SECONDS="1"
-    )
-    try:
+    with ExitStack() as running:
+        am_url, alertmanager = oncall_stack.start_alertmanager(tmp_path, oncall_stack.config())
+        running.callback(alertmanager.kill)
+        # One Watchdog arms the switch, and it fires a second after.
+        base_url, receiver = oncall_stack.start_receiver(
+            tmp_path, ALERTMANAGER_URL=am_url, WATCHDOG_TIMEOUT_SECONDS="1"
+        )
+        running.callback(receiver.kill)
         oncall_stack.hold_back(am_url)
         # What Alertmanager delivers: the page and the ticket, never the held-back alert.
         oncall_stack.deliver(base_url, am_url, "TargetDown", "FeatureDrift")
@@ -120,9 +123,6 @@ def oncall(tmp_path: Path) -> Iterator[str]:
             lambda: fetch_pages(base_url, alertname="DeadMansSwitch", state="firing"),
         )
         yield base_url
-    finally:
-        receiver.kill()
-        alertmanager.kill()
 
 
 def test_a_person_sees_pages_tickets_held_back_alerts_and_the_dead_mans_switch(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -22,15 +23,14 @@ pytestmark = pytest.mark.skipif(ALERTMANAGER is None, reason="needs the Alertman
 def receiver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """The receiver's port; it holds a page and a ticket, and Alertmanager holds back one."""
     workdir = tmp_path_factory.mktemp("oncall-cli")
-    am_url, alertmanager = oncall_stack.start_alertmanager(workdir, oncall_stack.config())
-    base_url, process = oncall_stack.start_receiver(workdir, ALERTMANAGER_URL=am_url)
-    try:
+    with ExitStack() as running:
+        am_url, alertmanager = oncall_stack.start_alertmanager(workdir, oncall_stack.config())
+        running.callback(alertmanager.kill)
+        base_url, process = oncall_stack.start_receiver(workdir, ALERTMANAGER_URL=am_url)
+        running.callback(process.kill)
         oncall_stack.hold_back(am_url)
         oncall_stack.deliver(base_url, am_url, "TargetDown", "FeatureDrift")
         yield urlsplit(base_url).port
-    finally:
-        process.kill()
-        alertmanager.kill()
 
 
 @pytest.fixture

@@ -233,13 +233,16 @@ def _metric(base_url: str, name: str) -> float:
 
 @pytest.mark.skipif(ALERTMANAGER is None, reason="needs the Alertmanager binary on PATH")
 def test_a_page_alertmanager_forgot_in_a_restart_is_expired(
-    tmp_path: Path, start_receiver: Callable[..., tuple[str, Process]]
+    tmp_path: Path,
+    start_receiver: Callable[..., tuple[str, Process]],
+    processes: list[Process],
 ) -> None:
     am_port = free_port()
     am_url = f"http://127.0.0.1:{am_port}"
     base_url, _ = start_receiver(tmp_path / "pages.db", ALERTMANAGER_URL=am_url)
     am_config = oncall_stack.config(base_url)
     _, alertmanager = oncall_stack.start_alertmanager(tmp_path, am_config, port=am_port)
+    processes.append(alertmanager)
     oncall_stack.post_alerts(
         am_url,
         {"alertname": "TargetDown", "job": "features", "severity": "page"},
@@ -251,17 +254,19 @@ def test_a_page_alertmanager_forgot_in_a_restart_is_expired(
     # As `obslab down` and `obslab up` do: the new Alertmanager never hears of the alert.
     alertmanager.stop()
     _, alertmanager = oncall_stack.start_alertmanager(tmp_path, am_config, port=am_port)
+    processes.append(alertmanager)
 
     [after] = fetch_pages(base_url, alertname="TargetDown")
     assert (after["status"], after["state"], after["checked"]) == ("firing", "expired", True)
     assert after["fingerprint"] == page["fingerprint"]
     assert fetch_pages(base_url, state="firing") == []
-    alertmanager.kill()
 
 
 @pytest.mark.skipif(ALERTMANAGER is None, reason="needs the Alertmanager binary on PATH")
 def test_the_dead_mans_switch_pages_when_alertmanager_dies_and_resolves_on_its_return(
-    tmp_path: Path, start_receiver: Callable[..., tuple[str, Process]]
+    tmp_path: Path,
+    start_receiver: Callable[..., tuple[str, Process]],
+    processes: list[Process],
 ) -> None:
     am_port = free_port()
     am_url = f"http://127.0.0.1:{am_port}"
@@ -273,6 +278,7 @@ def test_the_dead_mans_switch_pages_when_alertmanager_dies_and_resolves_on_its_r
 
     def start_alertmanager() -> Process:
         _, process = oncall_stack.start_alertmanager(tmp_path, am_config, port=am_port)
+        processes.append(process)
         oncall_stack.post_alerts(am_url, watchdog, starts_at=datetime.now(UTC))
         return process
 
@@ -290,9 +296,8 @@ def test_the_dead_mans_switch_pages_when_alertmanager_dies_and_resolves_on_its_r
     assert (firing["kind"], firing["checked"]) == ("page", True)
     assert _metric(base_url, "oncall_dead_mans_switch_firing") == 1
 
-    alertmanager = start_alertmanager()
+    start_alertmanager()
     wait_for("the dead-man's page resolved", lambda: not dead_mans_pages("firing"))
     resolved = fetch_pages(base_url, alertname="DeadMansSwitch", status="resolved")
     assert [page["starts_at"] for page in resolved] == [firing["starts_at"]]
     assert _metric(base_url, "oncall_dead_mans_switch_firing") == 0
-    alertmanager.kill()
