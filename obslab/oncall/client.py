@@ -1,4 +1,4 @@
-"""Reads the oncall receiver's pages, for ``obslab pages``."""
+"""Reads the oncall receiver's pages and held-back alerts, laid out for ``obslab pages``."""
 
 from __future__ import annotations
 
