@@ -74,7 +74,17 @@ def build_parser() -> argparse.ArgumentParser:
     pages = commands.add_parser("pages", help="list the pages the oncall receiver got")
     pages.add_argument("--json", action="store_true", help="print a JSON list")
     pages.add_argument("--alertname", help="only pages of this alert")
-    pages.add_argument("--status", choices=("firing", "resolved"), help="only firing or resolved")
+    pages.add_argument(
+        "--status", choices=("firing", "resolved"), help="only notifications that said this"
+    )
+    pages.add_argument(
+        "--kind", choices=("page", "ticket"), help="only pages (interrupt now) or tickets (a queue)"
+    )
+    pages.add_argument(
+        "--state",
+        choices=("firing", "held_back", "silenced", "resolved", "expired"),
+        help="only alerts in this state now (expired: gone without a resolve)",
+    )
     pages.set_defaults(run=run_pages)
 
     for module in COMMAND_GROUPS:
@@ -161,16 +171,35 @@ def run_pages(args: argparse.Namespace) -> int:
     import requests
 
     from obslab import stack
-    from obslab.oncall.client import fetch_pages, format_pages
+    from obslab.oncall.client import fetch_held_back, fetch_pages, format_pages
 
     url = stack.urls()["oncall"]
     try:
-        pages = fetch_pages(url, alertname=args.alertname, status=args.status)
+        pages = fetch_pages(
+            url, alertname=args.alertname, status=args.status, kind=args.kind, state=args.state
+        )
     except requests.ConnectionError:
         raise ObslabError(f"nothing answers at {url}; is the stack up (`obslab up`)?") from None
     except requests.RequestException as exc:
         raise ObslabError(f"cannot read pages from {url}: {exc}") from None
-    print(json.dumps(pages, indent=2) if args.json else format_pages(pages))
+    if args.json:
+        print(json.dumps(pages, indent=2))
+        return 0
+    # Held-back alerts are no pages of their own: shown beside the list, unfiltered.
+    held_back: list[dict] | None = None
+    note = ""
+    try:
+        held_back = [
+            alert
+            for alert in fetch_held_back(url)
+            if args.alertname in (None, alert.get("alertname"))
+            and args.kind in (None, alert.get("kind"))
+            and args.state in (None, "held_back")
+            and args.status is None
+        ]
+    except requests.RequestException as exc:
+        note = f"\n(held-back alerts unknown: {exc})"
+    print(format_pages(pages, held_back) + note)
     return 0
 
 

@@ -321,7 +321,12 @@ def _stages(
                     stack.oncall,
                     "oncall",
                     stack.oncall.port,
-                    {**lab, "OBSLAB_ONCALL_TOKEN": secrets_.oncall_token},
+                    {
+                        **lab,
+                        "OBSLAB_ONCALL_TOKEN": secrets_.oncall_token,
+                        # Asked for what each firing page is now: held back, or gone.
+                        "OBSLAB_ALERTMANAGER_URL": _url(stack.alertmanager_port),
+                    },
                     layout,
                 )
             ],

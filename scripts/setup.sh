@@ -22,6 +22,7 @@ missing_binaries() {
   found nginx || missing+=(nginx)
   found wrk || missing+=(wrk)
   found docker-compose || missing+=(docker-compose)
+  found chromium || missing+=(chromium)
   echo "${missing[@]}"
 }
 
@@ -33,7 +34,7 @@ fi
 if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null; then
   echo "setup: missing on PATH: $missing" >&2
   echo "setup: install them, e.g. on Debian/Ubuntu as root:" >&2
-  echo "  apt-get install --no-install-recommends prometheus prometheus-alertmanager nginx-light wrk docker-compose" >&2
+  echo "  apt-get install --no-install-recommends prometheus prometheus-alertmanager nginx-light wrk docker-compose chromium" >&2
   exit 1
 fi
 
@@ -45,6 +46,8 @@ if apt-cache show nginx-light >/dev/null 2>&1; then packages+=(nginx-light); els
 found docker-compose || packages+=(docker-compose)
 # The load tool of `make bench`.
 found wrk || packages+=(wrk)
+# The headless browser the oncall page's test renders it in.
+found chromium || packages+=(chromium)
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}"
 
 # The packages start system services on the lab's own ports (9090, 9093, 80); obslab runs its

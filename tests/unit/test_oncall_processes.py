@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from obslab.oncall.client import fetch_pages
 from obslab.stack import gunicorn_argv
 from obslab.stackconfig import load_stack
+from tests.unit import oncall_stack
 from tests.unit.processes import (
     ALERTMANAGER,
     STARTUP_TIMEOUT,
@@ -36,13 +38,12 @@ def processes() -> Iterator[list[Process]]:
 
 
 @pytest.fixture
-def start_receiver(
-    tmp_path: Path, processes: list[Process]
-) -> Callable[[Path], tuple[str, Process]]:
-    def start(db_path: Path) -> tuple[str, Process]:
+def start_receiver(tmp_path: Path, processes: list[Process]) -> Callable[..., tuple[str, Process]]:
+    def start(db_path: Path, **settings: str) -> tuple[str, Process]:
         port = free_port()
         env = {key: value for key, value in os.environ.items() if not key.startswith("OBSLAB_")}
         env |= {"OBSLAB_ONCALL_TOKEN": TOKEN, "OBSLAB_ONCALL_DB": str(db_path)}
+        env |= {f"OBSLAB_{name}": value for name, value in settings.items()}
         command = gunicorn_argv(load_stack().oncall, port)
         base_url = f"http://127.0.0.1:{port}"
         process = Process(f"receiver-{port}", command, env, tmp_path, f"{base_url}/readyz")
@@ -75,7 +76,7 @@ def notification(*alerts: dict) -> dict:
 
 
 def test_every_acknowledged_page_survives_sigkill(
-    tmp_path: Path, start_receiver: Callable[[Path], tuple[str, Process]]
+    tmp_path: Path, start_receiver: Callable[..., tuple[str, Process]]
 ) -> None:
     db_path = tmp_path / "pages.db"
     base_url, receiver = start_receiver(db_path)
@@ -122,7 +123,7 @@ def test_every_acknowledged_page_survives_sigkill(
 
 
 def test_fetch_pages_reads_a_running_receiver(
-    tmp_path: Path, start_receiver: Callable[[Path], tuple[str, Process]]
+    tmp_path: Path, start_receiver: Callable[..., tuple[str, Process]]
 ) -> None:
     base_url, _ = start_receiver(tmp_path / "pages.db")
     for body in (
@@ -169,7 +170,7 @@ receivers:
 @pytest.mark.skipif(ALERTMANAGER is None, reason="needs the Alertmanager binary on PATH")
 def test_alertmanager_notifications_become_pages(
     tmp_path: Path,
-    start_receiver: Callable[[Path], tuple[str, Process]],
+    start_receiver: Callable[..., tuple[str, Process]],
     processes: list[Process],
 ) -> None:
     base_url, _ = start_receiver(tmp_path / "pages.db")
@@ -206,7 +207,9 @@ def test_alertmanager_notifications_become_pages(
     post_alert(endsAt=datetime.now(UTC).isoformat())
     resolved, again = wait_for("the resolved page", pages_once_there_are(2))
 
-    assert again == firing
+    # The firing notification stays listed, and reads as resolved once its resolve is in.
+    assert again == firing | {"state": "resolved", "checked": True}
+    assert (firing["state"], firing["checked"]) == ("firing", False)
     assert firing["status"] == "firing" and resolved["status"] == "resolved"
     assert firing["labels"] == resolved["labels"] == sent["labels"]
     assert firing["annotations"] == sent["annotations"]
@@ -217,3 +220,84 @@ def test_alertmanager_notifications_become_pages(
     )
     assert firing["ends_at"] is None and resolved["ends_at"] is not None
     assert firing["fingerprint"] == resolved["fingerprint"] != ""
+
+
+def _metric(base_url: str, name: str) -> float:
+    text = requests.get(f"{base_url}/metrics", timeout=5).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name:
+                return sample.value
+    raise AssertionError(f"{name} not exposed at {base_url}")
+
+
+@pytest.mark.skipif(ALERTMANAGER is None, reason="needs the Alertmanager binary on PATH")
+def test_a_page_alertmanager_forgot_in_a_restart_is_expired(
+    tmp_path: Path,
+    start_receiver: Callable[..., tuple[str, Process]],
+    processes: list[Process],
+) -> None:
+    am_port = free_port()
+    am_url = f"http://127.0.0.1:{am_port}"
+    base_url, _ = start_receiver(tmp_path / "pages.db", ALERTMANAGER_URL=am_url)
+    am_config = oncall_stack.config(base_url)
+    _, alertmanager = oncall_stack.start_alertmanager(tmp_path, am_config, port=am_port)
+    processes.append(alertmanager)
+    oncall_stack.post_alerts(
+        am_url,
+        {"alertname": "TargetDown", "job": "features", "severity": "page"},
+        starts_at=datetime.now(UTC),
+    )
+    [page] = wait_for("the page", lambda: fetch_pages(base_url, alertname="TargetDown"))
+    assert (page["state"], page["checked"]) == ("firing", True)
+
+    # As `obslab down` and `obslab up` do: the new Alertmanager never hears of the alert.
+    alertmanager.stop()
+    _, alertmanager = oncall_stack.start_alertmanager(tmp_path, am_config, port=am_port)
+    processes.append(alertmanager)
+
+    [after] = fetch_pages(base_url, alertname="TargetDown")
+    assert (after["status"], after["state"], after["checked"]) == ("firing", "expired", True)
+    assert after["fingerprint"] == page["fingerprint"]
+    assert fetch_pages(base_url, state="firing") == []
+
+
+@pytest.mark.skipif(ALERTMANAGER is None, reason="needs the Alertmanager binary on PATH")
+def test_the_dead_mans_switch_pages_when_alertmanager_dies_and_resolves_on_its_return(
+    tmp_path: Path,
+    start_receiver: Callable[..., tuple[str, Process]],
+    processes: list[Process],
+) -> None:
+    am_port = free_port()
+    am_url = f"http://127.0.0.1:{am_port}"
+    base_url, _ = start_receiver(
+        tmp_path / "pages.db", ALERTMANAGER_URL=am_url, WATCHDOG_TIMEOUT_SECONDS="5"
+    )
+    am_config = oncall_stack.config(base_url)
+    watchdog = {"alertname": "Watchdog", "severity": "none"}
+
+    def start_alertmanager() -> Process:
+        _, process = oncall_stack.start_alertmanager(tmp_path, am_config, port=am_port)
+        processes.append(process)
+        oncall_stack.post_alerts(am_url, watchdog, starts_at=datetime.now(UTC))
+        return process
+
+    def dead_mans_pages(state: str) -> list[dict]:
+        return fetch_pages(base_url, alertname="DeadMansSwitch", state=state)
+
+    alertmanager = start_alertmanager()
+    wait_for(
+        "the first Watchdog",
+        lambda: _metric(base_url, "oncall_watchdog_last_seen_timestamp_seconds") > 0,
+    )
+    alertmanager.kill()
+
+    [firing] = wait_for("the dead-man's page", lambda: dead_mans_pages("firing"))
+    assert (firing["kind"], firing["checked"]) == ("page", True)
+    assert _metric(base_url, "oncall_dead_mans_switch_firing") == 1
+
+    start_alertmanager()
+    wait_for("the dead-man's page resolved", lambda: not dead_mans_pages("firing"))
+    resolved = fetch_pages(base_url, alertname="DeadMansSwitch", status="resolved")
+    assert [page["starts_at"] for page in resolved] == [firing["starts_at"]]
+    assert _metric(base_url, "oncall_dead_mans_switch_firing") == 0

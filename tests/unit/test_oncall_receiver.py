@@ -20,45 +20,7 @@ from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from obslab.oncall import ConfigError, create_app
-
-TOKEN = "s3cret-oncall-token"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-GO_ZERO_TIME = "0001-01-01T00:00:00Z"
-
-
-def alert(
-    name: str = "HighErrorRate",
-    *,
-    status: str = "firing",
-    fingerprint: str = "a1b2c3d4e5f60718",
-    starts_at: str = "2024-05-01T12:00:00Z",
-    ends_at: str = GO_ZERO_TIME,
-    **labels: str,
-) -> dict:
-    return {
-        "status": status,
-        "labels": {"alertname": name, "severity": "page", "job": "scoring", **labels},
-        "annotations": {"summary": f"{name} on scoring", "runbook_url": f"runbook.md#{name}"},
-        "startsAt": starts_at,
-        "endsAt": ends_at,
-        "generatorURL": "http://127.0.0.1:9090/graph?g0.expr=up",
-        "fingerprint": fingerprint,
-    }
-
-
-def notification(*alerts: dict) -> dict:
-    return {
-        "version": "4",
-        "groupKey": '{}:{alertname="HighErrorRate"}',
-        "status": alerts[0]["status"] if alerts else "firing",
-        "receiver": "oncall",
-        "groupLabels": {"alertname": "HighErrorRate"},
-        "commonLabels": {},
-        "commonAnnotations": {},
-        "externalURL": "http://127.0.0.1:9093",
-        "truncatedAlerts": 0,
-        "alerts": list(alerts),
-    }
+from tests.unit.oncall_payloads import AUTH, TOKEN, alert, notification
 
 
 @pytest.fixture(autouse=True)
@@ -153,6 +115,11 @@ def test_a_valid_notification_is_stored_and_listed(client: FlaskClient) -> None:
         "ends_at": None,
         "generator_url": firing["generatorURL"],
         "fingerprint": "a1b2c3d4e5f60718",
+        "kind": "page",
+        # No Alertmanager to ask in this app: the page keeps what it last heard.
+        "state": "firing",
+        "held_back_by": [],
+        "checked": False,
     }
 
 
@@ -438,6 +405,8 @@ def test_filters_select_pages(
         ("?alertname=1Down", "alertname"),
         ("?severity=page", "severity"),
         ("?status=firing&status=resolved", "status"),
+        ("?kind=urgent", "kind"),
+        ("?state=pending", "state"),
     ],
 )
 @pytest.mark.parametrize("path", ["/pages", "/"])
@@ -448,6 +417,94 @@ def test_a_bad_filter_is_refused_naming_it(
 
     assert response.status_code == 400
     assert response.get_json()["field"] == field
+
+
+def test_pages_and_tickets_are_told_apart_by_severity(client: FlaskClient) -> None:
+    post(client, notification(alert("TargetDown", fingerprint="f1")))
+    post(client, notification(alert("FeatureDrift", fingerprint="f2", severity="ticket")))
+    no_severity = alert("Unlabelled", fingerprint="f3")
+    del no_severity["labels"]["severity"]
+    post(client, notification(no_severity))
+
+    every = {page["alertname"]: page["kind"] for page in pages(client)}
+    only_pages = [page["alertname"] for page in pages(client, "?kind=page")]
+    only_tickets = [page["alertname"] for page in pages(client, "?kind=ticket")]
+
+    # Alertmanager routes an alert without a severity to the ticket receiver.
+    assert every == {"TargetDown": "page", "FeatureDrift": "ticket", "Unlabelled": "ticket"}
+    assert only_pages == ["TargetDown"]
+    assert only_tickets == ["Unlabelled", "FeatureDrift"]
+
+
+def _section(html: str, section_id: str) -> str:
+    start = html.index(f'<section id="{section_id}">')
+    return html[start : html.index("</section>", start)]
+
+
+def test_the_html_view_lists_pages_and_tickets_in_their_own_sections(client: FlaskClient) -> None:
+    post(client, notification(alert("TargetDown", fingerprint="f1")))
+    post(client, notification(alert("FeatureDrift", fingerprint="f2", severity="ticket")))
+
+    html = client.get("/").get_data(as_text=True)
+    tickets_only = client.get("/?kind=ticket").get_data(as_text=True)
+
+    assert "TargetDown" in _section(html, "pages")
+    assert "FeatureDrift" not in _section(html, "pages")
+    assert "FeatureDrift" in _section(html, "tickets")
+    assert "TargetDown" not in _section(html, "tickets")
+    assert "TargetDown" not in tickets_only and "FeatureDrift" in tickets_only
+
+
+def test_without_alertmanager_a_firing_page_says_it_is_unchecked(client: FlaskClient) -> None:
+    post(client, notification(alert("TargetDown", fingerprint="f1")))
+    post(
+        client,
+        notification(
+            alert("TargetDown", status="resolved", fingerprint="f1", ends_at="2024-05-01T12:05:00Z")
+        ),
+    )
+    post(client, notification(alert("HighLatency", fingerprint="f2")))
+
+    listed = [(p["alertname"], p["status"], p["state"], p["checked"]) for p in pages(client)]
+    html = client.get("/").get_data(as_text=True)
+
+    assert listed == [
+        ("HighLatency", "firing", "firing", False),
+        ("TargetDown", "resolved", "resolved", True),
+        # Its episode was resolved: the firing notification no longer reads as firing.
+        ("TargetDown", "firing", "resolved", True),
+    ]
+    assert [p["alertname"] for p in pages(client, "?state=firing")] == ["HighLatency"]
+    assert "OBSLAB_ALERTMANAGER_URL is not set" in html
+    assert "firing (unchecked)" in html
+    assert client.get("/held-back").status_code == 503
+
+
+def test_a_database_from_before_kinds_is_read_with_them(
+    make_app: Callable[..., Flask], db_path: Path
+) -> None:
+    with closing(sqlite3.connect(db_path)) as connection, connection:
+        connection.executescript(
+            """
+            CREATE TABLE pages (
+                id INTEGER PRIMARY KEY, alertname TEXT NOT NULL, status TEXT NOT NULL,
+                labels TEXT NOT NULL, annotations TEXT NOT NULL, starts_at TEXT NOT NULL,
+                ends_at TEXT NOT NULL, generator_url TEXT NOT NULL, fingerprint TEXT NOT NULL,
+                received_at TEXT NOT NULL, UNIQUE (fingerprint, status, starts_at, ends_at)
+            );
+            INSERT INTO pages VALUES
+              (1, 'FeatureDrift', 'firing', '{"alertname":"FeatureDrift","severity":"ticket"}',
+               '{}', '2024-05-01T12:00:00.000Z', '', '', 'f1', '2024-05-01T12:00:01.000Z'),
+              (2, 'TargetDown', 'firing', '{"alertname":"TargetDown","severity":"page"}',
+               '{}', '2024-05-01T12:00:00.000Z', '', '', 'f2', '2024-05-01T12:00:02.000Z');
+            """
+        )
+
+    client = make_app().test_client()
+
+    assert [page["alertname"] for page in pages(client, "?kind=page")] == ["TargetDown"]
+    assert [page["alertname"] for page in pages(client, "?kind=ticket")] == ["FeatureDrift"]
+    assert post(client, notification(alert("Later", fingerprint="f3"))).status_code == 200
 
 
 def test_health_readiness_and_unknown_routes(client: FlaskClient) -> None:
