@@ -26,7 +26,7 @@ from cloudcoil.models.prometheus_operator import v1, v1alpha1
 from alerts.rules import RULES_FILE
 from alerts.thresholds import load_profile
 from app.settings import SERVICE_DEFAULTS
-from obslab import cli
+from obslab import cli, compose
 from obslab.k8s import DEPLOY_DIR, RenderOptions, render_files
 from obslab.k8s.layout import LAB_NAMESPACE, student_namespace
 from obslab.k8s.monitoring import (
@@ -511,3 +511,17 @@ def test_remote_write_is_opt_in_and_valid(objects: list[tuple[Path, dict]]) -> N
     assert written["spec"]["remoteWrite"] == [{"url": "http://mimir.example:9009/api/v1/push"}]
     assert written["spec"]["externalLabels"] == {"cluster": "c1"}
     assert not crd_problems(written)
+
+
+def test_compose_remote_write_is_opt_in_and_promtool_accepts_it(tmp_path: Path) -> None:
+    stack = load_stack()
+    assert "remote_write" not in yaml.safe_load(compose.prometheus_config(stack))
+    url = "http://mimir.example:9009/api/v1/push"
+    config = compose.prometheus_config(stack, url).replace(
+        f"{compose.CONTAINER_PROMETHEUS_DIR}/", f"{tmp_path}/"
+    )
+    assert yaml.safe_load(config)["remote_write"] == [{"url": url}]
+    (tmp_path / "prometheus.yml").write_text(config)
+    shutil.copy(compose.RULES, tmp_path / compose.RULES.name)
+    result = promtool("check", "config", str(tmp_path / "prometheus.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
