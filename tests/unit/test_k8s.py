@@ -336,7 +336,10 @@ def test_class_of_three_keeps_every_rule_and_route_in_its_namespace() -> None:
             annotations = alert["annotations"]
             assert annotations["runbook_url"].startswith(f"{runbook_base(stack, namespace)}#")
             for field in annotations.values():
-                for query in re.findall(r"query \(?(?:printf )?`([^`]*)`", field):
+                queries = re.findall(r"query \(?(?:printf )?`([^`]*)`", field)
+                # Every query call is one the scoping understood.
+                assert len(queries) == len(re.findall(r"\bquery\b", field)), field
+                for query in queries:
                     selectors = SELECTOR_IN_QUERY.findall(query)
                     assert selectors, query
                     for _, matchers in selectors:
