@@ -110,7 +110,8 @@ def test_linearity_and_the_instance_limit() -> None:
         rss_bytes=1,
     )
     # The slowest group takes 5 % of its interval at 128: 10 % at about 256.
-    assert instances_at_share(measurement) == pytest.approx(256)
+    assert instances_at_share(measurement, 0.10) == pytest.approx(256)
+    assert instances_at_share(measurement, 1.0) == pytest.approx(2560)
 
 
 def test_a_render_is_reused_within_a_step() -> None:
