@@ -55,8 +55,16 @@ def student_namespace(index: int) -> str:
     return f"student-{index:02d}"
 
 
+class _Dumper(yaml.SafeDumper):
+    """Writes a mapping used twice (the monitors', rules' and routes' selector) in full each
+    time: anchors and aliases would be legal YAML, but a reader should not need them."""
+
+    def ignore_aliases(self, data: object) -> bool:
+        return True
+
+
 def _dump(documents: list[dict]) -> str:
-    body = yaml.safe_dump_all(documents, sort_keys=False, width=100)
+    body = yaml.dump_all(documents, Dumper=_Dumper, sort_keys=False, width=100)
     return _HEADER + body
 
 
