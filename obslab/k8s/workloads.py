@@ -166,7 +166,7 @@ def _container(
 
 def _deployment(
     service: AppService,
-    replicas: int,
+    replicas: int | None,
     env: list[dict[str, object]],
     volumes: dict[str, dict[str, object]],
     *,
@@ -177,12 +177,14 @@ def _deployment(
     template_meta: dict[str, object] = {"labels": labels(service.name)}
     if annotations:
         template_meta["annotations"] = annotations
+    # Without replicas the autoscaler owns the count: an apply would reset it otherwise.
+    count = {} if replicas is None else {"replicas": replicas}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": _meta(service.name),
         "spec": {
-            "replicas": replicas,
+            **count,
             "selector": {"matchLabels": labels(service.name)},
             "strategy": strategy
             or {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
@@ -268,7 +270,7 @@ def scoring(stack: StackConfig, deployed_at: float) -> list[dict[str, object]]:
     return [
         _deployment(
             service,
-            service.instances,
+            None,
             _app_env({"OBSLAB_FEATURES_URL": features_url}),
             {
                 # Feedback may reach any replica, so replicas share the prediction store,

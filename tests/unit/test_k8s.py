@@ -411,6 +411,9 @@ def test_apps_have_probes_resources_budgets_and_monitors(objects: list[tuple[Pat
     (hpa,) = of_kind(objects, "HorizontalPodAutoscaler", "base")
     assert hpa["spec"]["scaleTargetRef"]["name"] == "scoring"
     assert hpa["spec"]["minReplicas"] == load_stack().scoring.instances
+    # The autoscaler owns scoring's count; features keeps stack.yaml's.
+    assert "replicas" not in deployments["scoring"]["spec"]
+    assert deployments["features"]["spec"]["replicas"] == load_stack().features.instances
 
 
 def resolve_env(pod_template: dict) -> dict[str, str]:
