@@ -20,6 +20,7 @@ BENCHMARKS: tuple[str, ...] = (
     "bench.detect",
     "bench.capacity",
     "bench.soak",
+    "bench.scaling",
 )
 
 

@@ -87,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pages.set_defaults(run=run_pages)
 
+    render = commands.add_parser("render", help="write the lab's manifests for another platform")
+    targets = render.add_subparsers(dest="target", required=True, metavar="TARGET")
+    k8s = targets.add_parser("k8s", help="Kubernetes manifests under deploy/k8s/ (kustomize)")
+    importlib.import_module("obslab.k8s.__main__").add_render_arguments(k8s)
+    k8s.set_defaults(run=run_render_k8s)
+
     for module in COMMAND_GROUPS:
         importlib.import_module(module).register(commands)
     return parser
@@ -201,6 +207,12 @@ def run_pages(args: argparse.Namespace) -> int:
         note = f"\n(held-back alerts unknown: {exc})"
     print(format_pages(pages, held_back) + note)
     return 0
+
+
+def run_render_k8s(args: argparse.Namespace) -> int:
+    from obslab.k8s.__main__ import render
+
+    return render(args)
 
 
 if __name__ == "__main__":

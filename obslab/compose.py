@@ -9,6 +9,7 @@ service name. ``python -m obslab.compose`` writes the files; a unit test checks 
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import yaml
@@ -55,7 +56,9 @@ def _service_address(address: str, stack: StackConfig) -> str:
     return f"{owners[int(port)]}:{port}"
 
 
-def prometheus_config(stack: StackConfig) -> str:
+def prometheus_config(stack: StackConfig, remote_write_url: str | None = None) -> str:
+    """prometheus.compose.yml; with ``remote_write_url``, every sample also goes to that
+    Mimir- or Thanos-compatible push endpoint (docs/kubernetes.md says which rules follow)."""
     profile = stack.profile(PROFILE)
     layout = StateLayout(Path("/unused"))
     document = yaml.safe_load(render_prometheus(stack, profile, layout))
@@ -76,6 +79,8 @@ def prometheus_config(stack: StackConfig) -> str:
         else:
             for group in job["static_configs"]:
                 group["targets"] = [_service_address(t, stack) for t in group["targets"]]
+    if remote_write_url:
+        document["remote_write"] = [{"url": remote_write_url}]
     return _dump(document)
 
 
@@ -91,18 +96,27 @@ def alertmanager_config(stack: StackConfig) -> str:
     return _dump(document)
 
 
-def rendered_files(stack: StackConfig | None = None) -> dict[Path, str]:
+def rendered_files(
+    stack: StackConfig | None = None, remote_write_url: str | None = None
+) -> dict[Path, str]:
     """Every compose config file and its content (ports without $OBSLAB_PORT_OFFSET)."""
     stack = stack or load_stack()
     return {
-        PROMETHEUS_CONFIG: prometheus_config(stack),
+        PROMETHEUS_CONFIG: prometheus_config(stack, remote_write_url),
         RULES: render_rules(stack.profile(PROFILE)),
         ALERTMANAGER_CONFIG: alertmanager_config(stack),
     }
 
 
-def main() -> None:
-    for path, content in rendered_files().items():
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m obslab.compose", description=__doc__)
+    parser.add_argument(
+        "--remote-write-url",
+        help="also send every sample to this Mimir- or Thanos-compatible push URL "
+        "(the committed file has none)",
+    )
+    args = parser.parse_args(argv)
+    for path, content in rendered_files(remote_write_url=args.remote_write_url).items():
         if not path.exists() or path.read_text() != content:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(content)
