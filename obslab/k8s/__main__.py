@@ -10,7 +10,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from obslab.k8s.layout import DEPLOY_DIR, RenderOptions, write_files
+from obslab.errors import ObslabError
+from obslab.k8s.options import DEPLOY_DIR, RenderOptions
 from obslab.k8s.workloads import rollout_patch
 from obslab.stackconfig import REPO_ROOT
 
@@ -48,6 +49,13 @@ def render(args: argparse.Namespace) -> int:
         remote_write_url=args.remote_write_url,
         cluster=args.cluster,
     )
+    try:
+        from obslab.k8s.layout import write_files
+    except ModuleNotFoundError as exc:
+        raise ObslabError(
+            f"rendering builds the dashboards, which need the grafana extra and a checkout's "
+            f"dashboards/ ({exc.name} is missing): run it from a `make setup` checkout"
+        ) from None
     out = args.out.resolve()
     for path in write_files(out, options):
         shown = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
@@ -79,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return rollout(args) if args.command == "rollout" else render(args)
-    except ValueError as error:
+    except (ValueError, ObslabError) as error:
         print(f"python -m obslab.k8s: {error}", file=sys.stderr)
         return 2
 

@@ -16,39 +16,20 @@ does not rewrite; so they are rendered per overlay, beside the overlay's kustomi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from obslab.k8s import monitoring, workloads
-from obslab.stackconfig import REPO_ROOT, StackConfig, load_stack
+from obslab.k8s.options import DEPLOY_DIR, PROFILE, RenderOptions
+from obslab.stackconfig import StackConfig, load_stack
 
-DEPLOY_DIR = REPO_ROOT / "deploy" / "k8s"
-#: Rules in the prod profile's thresholds; scrape, evaluation and Alertmanager timing from the
-#: prod profile of stack.yaml.
-PROFILE = "prod"
 LAB_NAMESPACE = "obslab"
 
 _HEADER = (
     "# Rendered by `obslab render k8s` (obslab/k8s/) from config/stack.yaml, alerts/ and\n"
     "# dashboards/; do not edit: change the sources and render again.\n"
 )
-
-
-@dataclass(frozen=True)
-class RenderOptions:
-    """What a rendering may vary; the defaults render the committed files."""
-
-    students: int = 3
-    deployed_at: float = workloads.INITIAL_DEPLOYED_AT
-    remote_write_url: str | None = None
-    cluster: str | None = None
-    rules_profile: str = PROFILE
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.students <= 999:
-            raise ValueError(f"students: expected 1 to 999, got {self.students}")
 
 
 def student_namespace(index: int) -> str:

@@ -195,3 +195,11 @@ def test_grafana_sync_says_what_the_image_lacks(image_venv: Path) -> None:
     )
     assert result.returncode == 1
     assert "grafana extra" in result.stderr
+
+
+def test_render_k8s_says_what_the_image_lacks(image_venv: Path, tmp_path: Path) -> None:
+    result = _in_image(image_venv, "obslab", "render", "k8s", "--out", str(tmp_path / "k8s"))
+    assert result.returncode == 1
+    assert "grafana extra" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "k8s").exists()

@@ -27,8 +27,7 @@ from alerts.rules import RULES_FILE
 from alerts.thresholds import load_profile
 from app.settings import SERVICE_DEFAULTS
 from obslab import cli, compose
-from obslab.k8s import DEPLOY_DIR, RenderOptions, render_files
-from obslab.k8s.layout import LAB_NAMESPACE, student_namespace
+from obslab.k8s.layout import LAB_NAMESPACE, render_files, student_namespace
 from obslab.k8s.monitoring import (
     ALERTMANAGER_URL,
     PROMETHEUS_URL,
@@ -37,6 +36,7 @@ from obslab.k8s.monitoring import (
     runbook_base,
     scope_queries,
 )
+from obslab.k8s.options import DEPLOY_DIR, RenderOptions
 from obslab.k8s.workloads import RELEASE_ANNOTATIONS, rollout_patch
 from obslab.stackconfig import load_stack
 
