@@ -19,6 +19,7 @@ from obslab.oncall.runbook import render
 from tests.unit.oncall_payloads import TOKEN
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+UV = str(REPO_ROOT / "scripts" / "uv.sh")
 
 
 class _Ids(HTMLParser):
@@ -102,10 +103,11 @@ def test_markdown_becomes_html() -> None:
 
 
 def test_an_installed_package_serves_the_runbook(tmp_path: Path) -> None:
-    """Built as pip builds it and run from the wheel alone, not from this checkout."""
+    """Built as the image's `uv sync` builds it (offline, from the cache `make setup` filled)
+    and run from the wheel alone, not from this checkout."""
     built = tmp_path / "dist"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(built), str(REPO_ROOT)],
+        [UV, "build", "--wheel", "--offline", "--quiet", "--out-dir", str(built), str(REPO_ROOT)],
         check=True,
         capture_output=True,
     )
