@@ -204,6 +204,9 @@ MODULE_ORDER = (
     "test_faults",
     "test_deploy",
     "test_backends",
+    "test_oncall",
+    "test_tutorial",
+    "test_edge",  # stops scoring's instances behind nginx: last
 )
 
 
