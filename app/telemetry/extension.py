@@ -94,7 +94,8 @@ def init_app(
 
     Metrics go to ``registry`` (a fresh one when None). Spans go to ``tracer_provider``;
     when None, one is built from the ``OTEL_*`` variables (see :func:`build_tracer_provider`)
-    and counts its dropped spans in ``registry``.
+    and counts its dropped spans in ``registry``. Nothing here sets the global tracer provider:
+    the service's code takes its tracer from the returned :class:`Telemetry`.
     With ``TELEMETRY=off`` nothing is recorded per request and no spans are made, but
     ``/metrics`` still answers with the build info and process metrics.
     """
