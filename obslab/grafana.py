@@ -21,6 +21,7 @@ from grafana_client.client import GrafanaException
 from dashboards.build import FOLDER_TITLE, FOLDER_UID, dashboard_models
 from dashboards.datasources import NATIVE_URLS, BackendUrls, datasources
 from dashboards.templating import DEPLOY_TAG
+from obslab.commands import Commands
 from obslab.errors import ObslabError
 
 #: How long Grafana may take to answer one call, in seconds.
@@ -242,7 +243,7 @@ def _explained(url: str) -> Iterator[None]:
 
 
 def register(
-    commands: argparse._SubParsersAction,
+    commands: Commands,
     deploy_history: Callable[[], Iterable[Mapping[str, object]]] | None = None,
 ) -> None:
     """Add ``grafana sync`` to the ``obslab`` command line (``commands`` of ``build_parser``).

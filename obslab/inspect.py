@@ -17,12 +17,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from obslab.commands import Commands
 from obslab.errors import ObslabError
 
 LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: Commands) -> None:
     trace = commands.add_parser("trace", help="print one trace's span tree")
     trace.add_argument("trace_id", metavar="TRACE_ID")
     trace.set_defaults(run=run_trace)
