@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
+import structlog
 from flask import Flask, jsonify, request
 from opentelemetry.sdk.trace import TracerProvider
 
@@ -22,7 +23,7 @@ from app.scoring.changes import CHANGES
 from app.scoring.features_client import DependencyError, FeaturesClient
 from app.scoring.predictions import FeedbackConflict, PredictionStore
 from app.settings import load_config, log_file, state_dir
-from app.telemetry import DependencyMetrics, ModelMetrics, bind_request_fields, configure_logging
+from app.telemetry import DependencyMetrics, ModelMetrics, configure_logging
 
 
 def create_app(
@@ -54,6 +55,8 @@ def create_app(
         tel.registry, loaded.baseline, release=release.version, enabled=tel.enabled
     )
     dependency = DependencyMetrics(tel.registry, "features", enabled=tel.enabled)
+    # What trace.get_tracer(__name__) gives a service that sets the global provider; here the
+    # provider is the one init_app built (or a test's), so tests can hold spans in memory.
     tracer = tel.tracer
     features_client = FeaturesClient(app.config["FEATURES_URL"], tracer=tracer)
     fault_state = faults.FaultState("scoring")
@@ -88,7 +91,7 @@ def create_app(
         store.record(prediction_id, model.version, decision, probability)
         if tel.enabled:
             # Rides on the request log line rather than costing a line of its own.
-            bind_request_fields(
+            structlog.contextvars.bind_contextvars(
                 prediction_id=prediction_id, customer_id=applicant.customer_id, decision=decision
             )
         return jsonify(
