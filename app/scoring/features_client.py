@@ -2,7 +2,8 @@
 
 Each lookup is a CLIENT span named ``feature_lookup`` whose trace context travels in the
 request's headers (``propagate.inject``), so the features service continues the trace. Its
-attributes name the route template, never the URL: the URL carries the customer id.
+attributes name the route template, never the URL: the URL carries the customer id, which is
+why opentelemetry-instrumentation-requests (it records ``url.full``) is not used here.
 
 A lookup is an idempotent GET, so one retry is safe: on a connection refused, on a pooled
 connection the other end closed before answering (as nginx does to idle keep-alive
