@@ -12,6 +12,9 @@ import structlog
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.trace import StatusCode
 
 from app import faults, logs
@@ -116,6 +119,27 @@ def test_span_processors_see_every_step_start_and_end(tmp_path, features_url):
     steps = ["POST /predict", "validate", "feature_lookup", "inference"]
     assert processor.started == steps
     assert sorted(processor.ended) == sorted(steps)
+
+
+class DropsInference(Sampler):
+    """Samples every span but those named inference: a sampler that decides per step."""
+
+    def should_sample(self, parent_context, trace_id, name, kind=None, attributes=None, links=None):
+        return SamplingResult(Decision.DROP if name == "inference" else Decision.RECORD_AND_SAMPLE)
+
+    def get_description(self) -> str:
+        return "DropsInference"
+
+
+def test_the_provider_s_sampler_decides_for_every_step(tmp_path, features_url):
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=DropsInference())
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    client = scoring(tmp_path, features_url, provider).test_client()
+    assert client.post("/predict", json=APPLICANT).status_code == 200
+
+    names = {span.name for span in exporter.get_finished_spans()}
+    assert names == {"POST /predict", "validate", "feature_lookup"}
 
 
 def armed_cpu_hog(tmp_path, features_url, tracer_provider, log_stream=None):
