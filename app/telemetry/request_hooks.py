@@ -64,14 +64,18 @@ def server_span_attributes(current: Request) -> dict[str, Any]:
     ``url.path`` only where the path has no parameters, so it equals the route template; a
     path parameter here is a customer id. An unmatched path is left out whole.
     """
-    url = urlsplit(current.host_url)
     attributes: dict[str, Any] = {
         HTTP_REQUEST_METHOD: current.method if current.method in STANDARD_METHODS else "_OTHER",
         URL_SCHEME: current.scheme,
     }
-    if url.hostname:
-        attributes[SERVER_ADDRESS] = url.hostname
-        attributes[SERVER_PORT] = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        url = urlsplit(current.host_url)
+        address, port = url.hostname, url.port or (443 if url.scheme == "https" else 80)
+    except ValueError:  # a Host header no URL can hold: the client's mistake, not ours
+        address = None
+    if address:
+        attributes[SERVER_ADDRESS] = address
+        attributes[SERVER_PORT] = port
     rule = current.url_rule
     if rule is not None:
         attributes[HTTP_ROUTE] = rule.rule

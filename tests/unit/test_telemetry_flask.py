@@ -159,6 +159,15 @@ def test_server_spans_are_named_by_route_and_carry_the_outcome(
         assert not {"http.method", "http.status_code", "http.target"} & set(span.attributes)
 
 
+@pytest.mark.parametrize("host", ["[abc", "example.com:abc", "a:99999", "ex ample", ""])
+def test_a_hostile_host_header_is_no_server_error(
+    app: Flask, span_exporter: InMemorySpanExporter, host: str
+) -> None:
+    assert app.test_client().post("/predict", headers={"Host": host}).status_code == 200
+    (span,) = span_exporter.get_finished_spans()
+    assert span.attributes["http.response.status_code"] == 200
+
+
 def test_an_unknown_method_is_other_in_the_span(
     app: Flask, span_exporter: InMemorySpanExporter
 ) -> None:
