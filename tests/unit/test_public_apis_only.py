@@ -8,7 +8,9 @@ An AST check of every module of app/, obslab/, alerts/, dashboards/, loadgen/ an
 - no ``_private`` attribute that the project does not define itself, read, written or named
   through ``getattr``: on an object from another package (``tracer.span_processor.
   _span_processors``), or inherited from another package's class (``self._batch_processor``
-  in a subclass of the SDK's ``BatchSpanProcessor``).
+  in a subclass of the SDK's ``BatchSpanProcessor``);
+- no OpenTelemetry ``SpanContext`` unpacked as the 6-tuple it happens to be built on: its
+  fields are properties (``trace_id``, ``span_id``, ...), its layout is not API.
 
 The check cannot know types. A private name counts as the project's own when the project
 defines it somewhere (a function, class, module name, parameter, or an attribute set on
@@ -44,6 +46,9 @@ PUBLIC_UNDERSCORED = {
 
 _DOTTED = re.compile(r"[A-Za-z_]\w*(\.\w+)+")
 
+#: How many fields a SpanContext's underlying tuple has.
+SPAN_CONTEXT_FIELDS = 6
+
 #: The commit before issue 26's rework, whose telemetry reached into private parts.
 BEFORE_REWORK = "874d328"
 
@@ -65,6 +70,16 @@ def names_private_module(value: object) -> bool:
         and is_foreign_module(value)
         and any(map(is_private, value.split(".")[1:]))
         and importlib.util.find_spec(value.split(".")[0]) is not None
+    )
+
+
+def unpacks_a_span_context(node: ast.Assign | ast.For) -> bool:
+    """Whether ``node`` unpacks something other than a literal into SpanContext's six fields."""
+    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+    value = node.value if isinstance(node, ast.Assign) else node.iter
+    return not isinstance(value, ast.Tuple | ast.List) and any(
+        isinstance(target, ast.Tuple | ast.List) and len(target.elts) == SPAN_CONTEXT_FIELDS
+        for target in targets
     )
 
 
@@ -119,6 +134,8 @@ def violations(tree: ast.AST, own: set[str]) -> Iterator[tuple[int, str]]:
             yield node.lineno, f"{node.func.id}() on the private attribute {node.args[1].value}"
         elif isinstance(node, ast.Constant) and names_private_module(node.value):
             yield node.lineno, f"names the private module {node.value}"
+        elif isinstance(node, ast.Assign | ast.For) and unpacks_a_span_context(node):
+            yield node.lineno, "unpacks a SpanContext as a tuple"
 
 
 def project_modules() -> dict[Path, ast.AST]:
@@ -178,6 +195,10 @@ import opentelemetry.sdk._shared_internal
     "a private name imported": """
 from argparse import _SubParsersAction
 """,
+    "a SpanContext unpacked as a tuple": """
+def exemplar(span):
+    trace_id, _, _, flags, _, _ = span.get_span_context()
+""",
 }
 
 
@@ -221,6 +242,9 @@ def git_show(revision: str, path: str) -> str | None:
         "app/telemetry/tracing.py",
         "app/telemetry/propagation.py",
         "app/telemetry/request_hooks.py",
+        "app/telemetry/logging.py",
+        "app/telemetry/otlp_json.py",
+        "app/telemetry/spans.py",
         "obslab/inspect.py",
     ],
 )
