@@ -69,8 +69,9 @@ def server_span_attributes(current: Request) -> dict[str, Any]:
         URL_SCHEME: current.scheme,
     }
     try:
-        url = urlsplit(current.host_url)
-        address, port = url.hostname, url.port or (443 if url.scheme == "https" else 80)
+        # The Host header as werkzeug checked it; its host_url would build a whole URL first.
+        host = urlsplit(f"//{current.host}")
+        address, port = host.hostname, host.port or (443 if current.scheme == "https" else 80)
     except ValueError:  # a Host header no URL can hold: the client's mistake, not ours
         address = None
     if address:
