@@ -95,9 +95,10 @@ class RequestTelemetry:
         self._log = structlog.get_logger("obslab.request")
 
     def register(self, app: Flask) -> None:
-        """Hook into ``app``."""
-        # First in line, so work done by other hooks (auth) is inside the span and timed.
-        app.before_request_funcs.setdefault(None, []).insert(0, self._before)
+        """Hook into ``app``. Flask runs app-wide hooks before a blueprint's (the admin API's
+        token check), and in the order they came: register before any other app-wide hook, so
+        that its work is inside the span and timed."""
+        app.before_request(self._before)
         app.after_request(self._after)
         app.teardown_request(self._teardown)
 
@@ -117,8 +118,10 @@ class RequestTelemetry:
     def _start_span(self, current: Request) -> None:
         """Start the server span as a child of the caller's, and make it current."""
         rule = current.url_rule
+        # A method outside the standard ones is HTTP, so clients cannot name spans.
+        method = current.method if current.method in STANDARD_METHODS else "HTTP"
         span = self._tracer.start_span(
-            f"{current.method} {rule.rule}" if rule is not None else current.method,
+            f"{method} {rule.rule}" if rule is not None else method,
             context=propagate.extract(current.headers),
             kind=SpanKind.SERVER,
             attributes=server_span_attributes(current),

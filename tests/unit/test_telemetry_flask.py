@@ -175,6 +175,7 @@ def test_an_unknown_method_is_other_in_the_span(
 
     (span,) = span_exporter.get_finished_spans()
     assert span.attributes["http.request.method"] == "_OTHER"
+    assert span.name == "HTTP"
 
 
 class CallerHeader(TextMapPropagator):
