@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from types import TracebackType
-from typing import Any
 
 import structlog
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from app.telemetry.http_metrics import UNMATCHED
-from app.telemetry.request_hooks import logs_failure
+from app.routes import route_of
+
+#: Set in a request's WSGI environ by whatever logs the request's own line, which then carries
+#: the exception that ended it (the request telemetry, when on).
+EXCEPTION_LOGGED_BY_REQUEST_LINE = "obslab.exception_logged_by_request_line"
 
 
 class RequestError(Exception):
@@ -26,10 +26,6 @@ class RequestError(Exception):
         return {"error": self.message} | ({"field": self.field} if self.field else {})
 
 
-#: Hooks, views and error handlers whose Flask wrapping a service keeps.
-_SYNCED_FUNCTIONS = 256
-
-
 class Service(Flask):
     """Flask as obslab's services run it: an unhandled exception is logged once, as JSON.
 
@@ -38,28 +34,15 @@ class Service(Flask):
     otherwise it is logged here, under the route template.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._synced = functools.lru_cache(maxsize=_SYNCED_FUNCTIONS)(super().ensure_sync)
-
-    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
-        """Flask's answer, kept: Flask asks for every hook and view on every request, and
-        inspects the function anew each time (about a microsecond)."""
-        try:
-            return self._synced(func)
-        except TypeError:  # a callable that cannot be a key
-            return super().ensure_sync(func)
-
     def log_exception(
         self,
         exc_info: tuple[type, BaseException, TracebackType] | tuple[None, None, None],
     ) -> None:
-        if logs_failure(request.environ):
+        if request.environ.get(EXCEPTION_LOGGED_BY_REQUEST_LINE):
             return
-        rule = request.url_rule
         structlog.get_logger("obslab.errors").error(
             "unhandled_exception",
-            route=rule.rule if rule is not None else UNMATCHED,
+            route=route_of(request),
             method=request.method,
             exc_info=exc_info,
         )

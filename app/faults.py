@@ -7,6 +7,11 @@ fault pays one attribute read per request. A background fault (the leak) runs in
 thread that stops as soon as its fault is no longer the active one.
 
 A ``hidden`` fault (a drill) behaves the same but is never logged and never listed.
+
+Faults live in three layers, each in one module: what a running service does under a fault
+and which parameters it takes (here), the lab's catalogue of every fault with the alerts it
+must raise and how the CLI applies it (``obslab.faults``), and the command line
+(``obslab.fault_cli``).
 """
 
 from __future__ import annotations

@@ -7,7 +7,6 @@ as written); the standard ``OTEL_*`` variables are left to OpenTelemetry.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,9 +26,6 @@ SERVICE_DEFAULTS: dict[str, object] = {
     "ADMIN_ENABLED": False,
     "ADMIN_TOKEN": "",
     "MAX_CONTENT_LENGTH": 16 * 1024,
-    # Log lines are written in batches, at most this long after they are logged; 0 writes
-    # each line as it is logged.
-    "LOG_BATCH_SECONDS": 0.1,
 }
 
 
@@ -71,17 +67,3 @@ def load_config(
 
 def log_file(app: Flask) -> Path | None:
     return Path(app.config["LOG_FILE"]) if app.config["LOG_FILE"] else None
-
-
-def log_batch_seconds(app: Flask) -> float:
-    value = app.config["LOG_BATCH_SECONDS"]
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        seconds = math.nan
-    if not 0 <= seconds <= 60:
-        raise ValueError(
-            "OBSLAB_LOG_BATCH_SECONDS (config key LOG_BATCH_SECONDS) must be seconds from 0 "
-            f"to 60; got {value!r}"
-        )
-    return seconds

@@ -16,11 +16,11 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from dashboards import alerts, deployments, logs, model, service
 from dashboards.datasources import COMPOSE_URLS, datasources
 from dashboards.limits import Limits, load_limits
-from obslab.stackconfig import load_stack
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 JSON_DIR = Path(__file__).with_name("json")
 PROVISIONING_DIR = REPO_ROOT / "config" / "grafana" / "provisioning"
+STACK_FILE = REPO_ROOT / "config" / "stack.yaml"
 #: Where the compose Grafana finds the dashboard JSON (docker-compose.yml mounts it there).
 GRAFANA_DASHBOARDS_PATH = "/var/lib/grafana/dashboards/obslab"
 FOLDER_UID = "obslab"
@@ -69,8 +69,19 @@ def _escape_env(value: object) -> object:
     return value
 
 
+def demo_scrape_interval(path: Path = STACK_FILE) -> str:
+    """The demo profile's scrape interval, read from stack.yaml here: the CLI (``obslab``)
+    imports this package to sync Grafana, so this package imports nothing of the CLI's.
+    ``obslab up`` checks the whole file; this reads one key of it."""
+    document = yaml.safe_load(path.read_text())
+    try:
+        return str(document["profiles"]["demo"]["scrape_interval"])
+    except (KeyError, TypeError):
+        raise ValueError(f"{path}: profiles.demo.scrape_interval is missing") from None
+
+
 def datasources_yaml() -> str:
-    scrape_interval = load_stack().profile("demo").scrape_interval
+    scrape_interval = demo_scrape_interval()
     document = {
         "apiVersion": 1,
         "datasources": [

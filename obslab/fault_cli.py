@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 
+from obslab.commands import Commands
 from obslab.errors import ObslabError
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: Commands) -> None:
     fault = commands.add_parser("fault", help="list, inject and clear faults")
     actions = fault.add_subparsers(dest="action", required=True, metavar="ACTION")
 

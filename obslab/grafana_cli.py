@@ -12,11 +12,12 @@ import argparse
 import os
 from collections.abc import Callable, Iterable, Mapping
 
+from obslab.commands import Commands
 from obslab.errors import ObslabError
 
 
 def register(
-    commands: argparse._SubParsersAction,
+    commands: Commands,
     deploy_history: Callable[[], Iterable[Mapping[str, object]]] | None = None,
 ) -> None:
     """Add ``grafana sync`` to the ``obslab`` command line (``commands`` of ``build_parser``).

@@ -17,12 +17,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from obslab.commands import Commands
 from obslab.errors import ObslabError
 
 LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: Commands) -> None:
     trace = commands.add_parser("trace", help="print one trace's span tree")
     trace.add_argument("trace_id", metavar="TRACE_ID")
     trace.set_defaults(run=run_trace)
@@ -79,7 +80,9 @@ def format_trace(spans: list[dict[str, Any]]) -> list[str]:
         for span in children.get(parent, ()):
             duration = (span["end_ns"] - span["start_ns"]) / 1e6
             offset = (span["start_ns"] - origin) / 1e6
-            status = span["attributes"].get("http.status_code")
+            attributes = span["attributes"]
+            # Files written before the stable HTTP conventions name it http.status_code.
+            status = attributes.get("http.response.status_code", attributes.get("http.status_code"))
             notes = [f"status {status}"] if status is not None else []
             if span["status"] == "error":
                 notes.append("ERROR")

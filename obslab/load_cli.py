@@ -9,10 +9,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from obslab.commands import Commands
 from obslab.errors import ObslabError
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: Commands) -> None:
     load = commands.add_parser("load", help="change the load generator's profile or rate")
     actions = load.add_subparsers(dest="action", required=True, metavar="ACTION")
 

@@ -7,12 +7,13 @@ import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from obslab.commands import Commands
 from obslab.errors import ObslabError
 
 _ACTIONS = ("promote", "rollback")
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: Commands) -> None:
     """Add the release commands to the ``obslab`` command line."""
     listing = commands.add_parser("releases", help="list the scoring releases one can deploy")
     listing.add_argument("--json", action="store_true", help="print a JSON list")

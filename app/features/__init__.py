@@ -10,7 +10,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from app import admin, errors, faults, telemetry
 from app.features.store import CustomerStore, seed
-from app.settings import load_config, log_batch_seconds, log_file, state_dir
+from app.settings import load_config, log_file, state_dir
 from app.telemetry import configure_logging
 
 
@@ -25,12 +25,7 @@ def create_app(
     db_path = Path(app.config["FEATURES_DB"])
     seed(db_path)
     store = CustomerStore(db_path)
-    configure_logging(
-        "features",
-        str(app.config["SERVICE_VERSION"]),
-        log_file=log_file(app),
-        batch_seconds=log_batch_seconds(app),
-    )
+    configure_logging("features", str(app.config["SERVICE_VERSION"]), log_file=log_file(app))
     errors.init_app(app)
     telemetry.init_app(app, "features", tracer_provider=tracer_provider)
     fault_state = faults.FaultState("features")

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
+import structlog
 from flask import Flask, jsonify, request
 from opentelemetry.sdk.trace import TracerProvider
 
@@ -21,14 +22,8 @@ from app.scoring import openapi, validation
 from app.scoring.changes import CHANGES
 from app.scoring.features_client import DependencyError, FeaturesClient
 from app.scoring.predictions import FeedbackConflict, PredictionStore
-from app.settings import load_config, log_batch_seconds, log_file, state_dir
-from app.telemetry import (
-    DependencyMetrics,
-    ModelMetrics,
-    bind_request_fields,
-    configure_logging,
-    step,
-)
+from app.settings import load_config, log_file, state_dir
+from app.telemetry import DependencyMetrics, ModelMetrics, configure_logging
 
 
 def create_app(
@@ -53,18 +48,15 @@ def create_app(
     change = CHANGES.get(release.version)
     store = PredictionStore(Path(app.config["PREDICTIONS_DB"]))
 
-    configure_logging(
-        "scoring",
-        str(app.config["SERVICE_VERSION"]),
-        log_file=log_file(app),
-        batch_seconds=log_batch_seconds(app),
-    )
+    configure_logging("scoring", str(app.config["SERVICE_VERSION"]), log_file=log_file(app))
     errors.init_app(app)
     tel = telemetry.init_app(app, "scoring", tracer_provider=tracer_provider)
     model_metrics = ModelMetrics(
         tel.registry, loaded.baseline, release=release.version, enabled=tel.enabled
     )
     dependency = DependencyMetrics(tel.registry, "features", enabled=tel.enabled)
+    # What trace.get_tracer(__name__) gives a service that sets the global provider; here the
+    # provider is the one init_app built (or a test's), so tests can hold spans in memory.
     tracer = tel.tracer
     features_client = FeaturesClient(app.config["FEATURES_URL"], tracer=tracer)
     fault_state = faults.FaultState("scoring")
@@ -75,7 +67,7 @@ def create_app(
     def predict():
         if fault_state.armed:
             faults.before_predict(fault_state)
-        with step(tracer, "validate"):
+        with tracer.start_as_current_span("validate"):
             body = validation.parse_json_object(request.get_data(), request.content_type)
             applicant = validation.applicant(body)
         with dependency.track() as call:
@@ -86,7 +78,7 @@ def create_app(
                 raise RequestError(503, "features service unavailable") from None
         features = applicant.features | history
         model_metrics.observe_inputs(features)
-        with step(tracer, "inference") as span:
+        with tracer.start_as_current_span("inference") as span:
             if fault_state.armed:
                 faults.during_inference(fault_state)
             extra = change(features) if change else {}
@@ -99,7 +91,7 @@ def create_app(
         store.record(prediction_id, model.version, decision, probability)
         if tel.enabled:
             # Rides on the request log line rather than costing a line of its own.
-            bind_request_fields(
+            structlog.contextvars.bind_contextvars(
                 prediction_id=prediction_id, customer_id=applicant.customer_id, decision=decision
             )
         return jsonify(

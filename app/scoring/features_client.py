@@ -1,5 +1,10 @@
 """Scoring's client for the features service: a timeout, one retry, and honest errors.
 
+Each lookup is a CLIENT span named ``feature_lookup`` whose trace context travels in the
+request's headers (``propagate.inject``), so the features service continues the trace. Its
+attributes name the route template, never the URL: the URL carries the customer id, which is
+why opentelemetry-instrumentation-requests (it records ``url.full``) is not used here.
+
 A lookup is an idempotent GET, so one retry is safe: on a connection refused, on a pooled
 connection the other end closed before answering (as nginx does to idle keep-alive
 connections on every reload), and on a 502/503/504. Timeouts are not retried: a slow
@@ -9,19 +14,28 @@ dependency would only be asked twice as slowly.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
-from opentelemetry import trace
-from opentelemetry.trace import Status, StatusCode
+from opentelemetry import propagate, trace
+from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+from opentelemetry.semconv.attributes.http_attributes import (
+    HTTP_REQUEST_METHOD,
+    HTTP_RESPONSE_STATUS_CODE,
+)
+from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
+from opentelemetry.trace import SpanKind, StatusCode
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from app.errors import RequestError
 from app.model.data import HISTORY_FEATURES
-from app.telemetry.outgoing import client_span
 
 ROUTE = "/customers/<int:customer_id>/features"
+
+#: The semantic conventions' attribute for a client request's route template.
+URL_TEMPLATE = "url.template"
 
 CONNECT_TIMEOUT = 0.5
 READ_TIMEOUT = 2.0
@@ -58,7 +72,14 @@ class FeaturesClient:
     ) -> None:
         self._base = base_url.rstrip("/")
         self._timeout = (CONNECT_TIMEOUT, read_timeout)
-        self._tracer = tracer or trace.NoOpTracer()
+        self._tracer = tracer or trace.get_tracer(__name__)
+        server = urlsplit(self._base)
+        self._span_attributes = {
+            HTTP_REQUEST_METHOD: "GET",
+            SERVER_ADDRESS: server.hostname or "",
+            SERVER_PORT: server.port or (443 if server.scheme == "https" else 80),
+            URL_TEMPLATE: ROUTE,
+        }
         self._session = requests.Session()
         # Proxies from the environment would be re-read on every call, and loopback needs none.
         self._session.trust_env = False
@@ -79,20 +100,28 @@ class FeaturesClient:
     def history(self, customer_id: int) -> dict[str, float | None]:
         """The customer's history features; raises ``DependencyError`` or a 422 RequestError."""
         url = f"{self._base}/customers/{customer_id}/features"
-        lookup, headers = client_span(
-            self._tracer, "feature_lookup", method="GET", route=ROUTE, peer="features"
-        )
-        with lookup as span:
+        failure: requests.RequestException | None = None
+        with self._tracer.start_as_current_span(
+            "feature_lookup", kind=SpanKind.CLIENT, attributes=self._span_attributes
+        ) as span:
+            headers: dict[str, str] = {}
+            propagate.inject(headers)
             try:
                 response = self._session.get(url, headers=headers, timeout=self._timeout)
             except requests.RequestException as error:
-                span.set_status(Status(StatusCode.ERROR, type(error).__name__))
-                if isinstance(error, requests.Timeout):
-                    raise DependencyError("timeout", f"features timed out: {error}") from None
-                raise DependencyError("error", f"features unreachable: {error}") from None
-            span.set_attribute("http.status_code", response.status_code)
-            if response.status_code >= 500:
-                span.set_status(Status(StatusCode.ERROR))
+                # Marked here and raised after the span: the error's text holds the URL.
+                failure = error
+                span.set_attribute(ERROR_TYPE, type(error).__qualname__)
+                span.set_status(StatusCode.ERROR, type(error).__name__)
+            else:
+                span.set_attribute(HTTP_RESPONSE_STATUS_CODE, response.status_code)
+                if response.status_code >= 500:
+                    span.set_attribute(ERROR_TYPE, str(response.status_code))
+                    span.set_status(StatusCode.ERROR)
+        if isinstance(failure, requests.Timeout):
+            raise DependencyError("timeout", f"features timed out: {failure}")
+        if failure is not None:
+            raise DependencyError("error", f"features unreachable: {failure}")
         if response.status_code == 404:
             raise RequestError(422, "unknown customer", field="customer_id")
         if response.status_code != 200:

@@ -90,11 +90,13 @@ def init_app(
     registry: CollectorRegistry | None = None,
     tracer_provider: TracerProvider | None = None,
 ) -> Telemetry:
-    """Instrument ``app`` as ``service`` and serve ``GET /metrics``.
+    """Instrument ``app`` as ``service`` and serve ``GET /metrics``. Call it before adding
+    other app-wide ``before_request`` hooks, so that their work is inside the request's span.
 
     Metrics go to ``registry`` (a fresh one when None). Spans go to ``tracer_provider``;
     when None, one is built from the ``OTEL_*`` variables (see :func:`build_tracer_provider`)
-    and counts its dropped spans in ``registry``.
+    and counts its dropped spans in ``registry``. Nothing here sets the global tracer provider:
+    the service's code takes its tracer from the returned :class:`Telemetry`.
     With ``TELEMETRY=off`` nothing is recorded per request and no spans are made, but
     ``/metrics`` still answers with the build info and process metrics.
     """

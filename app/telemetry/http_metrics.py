@@ -4,28 +4,26 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from app.telemetry import batch
+from app.routes import UNMATCHED
+
+__all__ = ["LATENCY_BUCKETS", "STANDARD_METHODS", "UNMATCHED", "HttpMetrics", "method_label"]
 
 #: Latency buckets shared by server and dependency histograms, in seconds.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
-#: The ``route`` of a request that matched no URL rule; raw paths would explode cardinality.
-UNMATCHED = "unmatched"
-
-_METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"})
+#: The methods that are their own ``method`` label.
+STANDARD_METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"})
 
 
 def method_label(method: str) -> str:
     """The ``method`` label: a standard HTTP method, or ``OTHER`` so clients cannot add series."""
-    return method if method in _METHODS else "OTHER"
+    return method if method in STANDARD_METHODS else "OTHER"
 
 
 class HttpMetrics:
-    """``http_requests_total`` and ``http_request_duration_seconds`` for one service version,
-    updated in batches (:mod:`app.telemetry.batch`)."""
+    """``http_requests_total`` and ``http_request_duration_seconds`` for one service version."""
 
     def __init__(self, registry: CollectorRegistry, version: str) -> None:
-        batch.attach(registry)
         self._version = version
         self._requests = Counter(
             "http_requests",
@@ -40,27 +38,15 @@ class HttpMetrics:
             registry=registry,
             buckets=LATENCY_BUCKETS,
         )
-        # labels() takes a lock and builds a tuple key on every call; a request only needs a
-        # dict lookup. Routes, methods and statuses are bounded, so this cache is too.
-        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     def observe(
         self, route: str, method: str, status: int, seconds: float, trace_id: str | None
     ) -> None:
-        """Count one request and time it; ``trace_id`` becomes the bucket's exemplar."""
-        batch.later(self._record, route, method, status, seconds, trace_id)
+        """Count one request and time it; ``trace_id`` becomes the bucket's exemplar.
 
-    def _record(
-        self, route: str, method: str, status: int, seconds: float, trace_id: str | None
-    ) -> None:
-        key = (route, method, status)
-        children = self._children.get(key)
-        if children is None:
-            children = (
-                self._requests.labels(route, method, str(status), self._version),
-                self._duration.labels(route, method, self._version),
-            )
-            self._children[key] = children
-        requests, duration = children
-        batch.count((requests,))
-        duration.observe(seconds, {"trace_id": trace_id} if trace_id else None)
+        ``route`` and ``method`` must come from closed sets (:func:`method_label`), so that
+        no request can add a series.
+        """
+        self._requests.labels(route, method, str(status), self._version).inc()
+        exemplar = {"trace_id": trace_id} if trace_id else None
+        self._duration.labels(route, method, self._version).observe(seconds, exemplar)

@@ -16,7 +16,6 @@ from typing import Protocol
 import requests
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from app.telemetry import batch
 from app.telemetry.http_metrics import LATENCY_BUCKETS
 
 SCORE_BUCKETS = tuple(round(0.05 * step, 2) for step in range(1, 21))
@@ -50,8 +49,7 @@ class ModelMetrics:
     """Prediction, drift, missing-input and feedback counters for one model version.
 
     Every label combination exists from the start at 0, so ``rate()`` and PSI rules see
-    every bin from the first scrape. Updates are applied in batches
-    (:mod:`app.telemetry.batch`).
+    every bin from the first scrape.
     """
 
     def __init__(
@@ -62,7 +60,6 @@ class ModelMetrics:
         release: str = "",
         enabled: bool = True,
     ) -> None:
-        batch.attach(registry)
         # Disabled (OBSLAB_TELEMETRY=off), the series still exist but nothing is recorded.
         self._enabled = enabled
         version = baseline.model_version
@@ -154,17 +151,14 @@ class ModelMetrics:
         """
         if not self._enabled:
             return
-        # Read now: the caller owns the mapping, and the batch applies later.
-        batch.later(self._count_inputs, tuple(map(features.get, self._feature_names)))
-
-    def _count_inputs(self, values: tuple[float | None, ...]) -> None:
-        # A list, not a generator: resuming one per feature costs more than building it.
-        batch.count(
-            [
-                missing if value is None else bins[bin_index(value)]
-                for value, (bin_index, bins, missing) in zip(values, self._features, strict=True)
-            ]
-        )
+        for name, (bin_index, bins, missing) in zip(
+            self._feature_names, self._features, strict=True
+        ):
+            value = features.get(name)
+            if value is None:
+                missing.inc()
+            else:
+                bins[bin_index(value)].inc()
 
     def observe_prediction(self, score: float, decision: str) -> None:
         """Count one prediction: its score and its decision."""
@@ -173,11 +167,9 @@ class ModelMetrics:
         decided = self._decisions.get(decision)
         if decided is None:
             raise ValueError(f"decision must be one of {DECISIONS}, got {decision!r}")
-        batch.later(self._count_prediction, score, decided)
-
-    def _count_prediction(self, score: float, decided: Counter) -> None:
         self._score.observe(score)
-        batch.count((self._score_bins[self._score_bin_index(score)], decided))
+        self._score_bins[self._score_bin_index(score)].inc()
+        decided.inc()
 
     def observe_feedback(self, correct: bool, *, model_version: str | None = None) -> None:
         """Count the ground truth of one earlier prediction.
@@ -188,7 +180,7 @@ class ModelMetrics:
         if not self._enabled:
             return
         outcome = "correct" if correct else "incorrect"
-        batch.later(self._feedback.labels(model_version or self._version, outcome).inc)
+        self._feedback.labels(model_version or self._version, outcome).inc()
 
 
 @dataclass
@@ -199,13 +191,11 @@ class DependencyCall:
 
 
 class DependencyMetrics:
-    """``dependency_requests_total{dependency, outcome}`` and its latency histogram, updated in
-    batches (:mod:`app.telemetry.batch`)."""
+    """``dependency_requests_total{dependency, outcome}`` and its latency histogram."""
 
     def __init__(
         self, registry: CollectorRegistry, dependency: str, *, enabled: bool = True
     ) -> None:
-        batch.attach(registry)
         self._enabled = enabled
         calls = Counter(
             "dependency_requests",
@@ -230,10 +220,7 @@ class DependencyMetrics:
         calls = self._calls.get(outcome)
         if calls is None:
             raise ValueError(f"outcome must be one of {DEPENDENCY_OUTCOMES}, got {outcome!r}")
-        batch.later(self._record, calls, seconds)
-
-    def _record(self, calls: Counter, seconds: float) -> None:
-        batch.count((calls,))
+        calls.inc()
         self._duration.observe(seconds)
 
     @contextmanager

@@ -1,35 +1,33 @@
 """Spans as OTLP-JSON lines: the trace store of the native run mode, written and read back.
 
 Each line is one ``ExportTraceServiceRequest`` in the OTLP/JSON encoding, so the file can be
-replayed into any OTLP backend (e.g. the collector's ``otlpjsonfile`` receiver).
+replayed into any OTLP backend (e.g. the collector's ``otlpjsonfile`` receiver). The request
+is the SDK's own OTLP encoding (``encode_spans``), turned into JSON by protobuf's
+``json_format``; OTLP/JSON differs from plain ProtoJSON only in writing trace and span ids as
+hex rather than base64.
 """
 
 from __future__ import annotations
 
 import base64
-import functools
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypedDict
 
 import orjson
-from opentelemetry.sdk.resources import Resource
+from google.protobuf import json_format
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import SpanContext, SpanKind, StatusCode
-
-from app.telemetry.spans import FinishedSpan, SpanFields
 
 _logger = logging.getLogger(__name__)
 
 _KINDS = ("unspecified", "internal", "server", "client", "producer", "consumer")
 _STATUSES = ("unset", "ok", "error")
 
-# SpanFlags of the OTLP proto: whether the parent (or linked) context is known to be remote.
-_FLAG_HAS_IS_REMOTE = 0x100
-_FLAG_IS_REMOTE = 0x200
+#: The fields of spans and links that hold ids, bytes in the protobuf message.
+_ID_FIELDS = ("traceId", "spanId", "parentSpanId")
 
 
 class OtlpJsonFileExporter(SpanExporter):
@@ -56,165 +54,21 @@ class OtlpJsonFileExporter(SpanExporter):
 
 
 def encode_request(spans: Sequence[ReadableSpan]) -> bytes:
-    """``spans`` as one OTLP/JSON ``ExportTraceServiceRequest``.
-
-    The SDK's protobuf encoder plus ``json_format`` costs about ten times as much, which on
-    the request-serving process's GIL is throughput lost; tests check both agree. Obslab's own
-    spans (:class:`FinishedSpan`) hand over their fields as they are; any other span's are
-    read through its properties.
-    """
-    # Grouped by identity first: the spans of one tracer share its Resource and scope
-    # objects, and hashing a Resource serialises all its attributes. Then scopes by equality:
-    # steps (``app.telemetry.spans``) carry a scope equal to, but not the same as, their
-    # tracer's, and a few groups cost less to compare than every span.
-    batches: dict[tuple[int, int], tuple[SpanFields, list[dict[str, Any]]]] = {}
-    for span in spans:
-        fields = span.fields if isinstance(span, FinishedSpan) else SpanFields.of(span)
-        key = (id(fields.resource), id(fields.scope))
-        batch = batches.get(key)
-        if batch is None:
-            batches[key] = (fields, [_span(fields)])
-        else:
-            batch[1].append(_span(fields))
-    resources: dict[int, tuple[Resource, dict[Any, list[dict[str, Any]]]]] = {}
-    for first, encoded in batches.values():
-        _, scopes = resources.setdefault(id(first.resource), (first.resource, {}))
-        scopes.setdefault(first.scope, []).extend(encoded)
-    return orjson.dumps(
-        {
-            "resourceSpans": [
-                {
-                    "resource": {"attributes": _key_values(resource.attributes)},
-                    "scopeSpans": [
-                        _scope_spans(scope, encoded) for scope, encoded in scopes.items()
-                    ],
-                    "schemaUrl": resource.schema_url,
-                }
-                for resource, scopes in resources.values()
-            ]
-        }
-    )
+    """``spans`` as one OTLP/JSON ``ExportTraceServiceRequest``."""
+    request = json_format.MessageToDict(encode_spans(spans), use_integers_for_enums=True)
+    for resource_spans in request.get("resourceSpans", ()):
+        for scope_spans in resource_spans.get("scopeSpans", ()):
+            for span in scope_spans.get("spans", ()):
+                _hex_ids(span)
+                for link in span.get("links", ()):
+                    _hex_ids(link)
+    return orjson.dumps(request)
 
 
-def _scope_spans(scope: InstrumentationScope | None, spans: list[dict[str, Any]]) -> dict[str, Any]:
-    if scope is None:
-        return {"spans": spans}
-    encoded = {"name": scope.name, "version": scope.version or ""}
-    if scope.attributes:
-        encoded["attributes"] = _key_values(scope.attributes)
-    return {"scope": encoded, "spans": spans, "schemaUrl": scope.schema_url or ""}
-
-
-# The API counts kinds from INTERNAL, OTLP from UNSPECIFIED. Looked up rather than read
-# through each member's ``value``, a property.
-_KIND_CODES = {kind: kind.value + 1 for kind in SpanKind}
-_STATUS_CODES = {code: code.value for code in StatusCode}
-
-# A SpanContext is a tuple (trace_id, span_id, is_remote, trace_flags, trace_state, is_valid),
-# as its class declares; indexed or unpacked, its fields cost no property call apiece.
-_SPAN_ID = 1
-_IS_REMOTE = 2
-
-
-def _span(fields: SpanFields) -> dict[str, Any]:
-    trace_id, span_id, _, _, trace_state, _ = fields.context
-    parent = fields.parent
-    status = fields.status
-    status_code = status.status_code
-    encoded: dict[str, Any] = {
-        "traceId": f"{trace_id:032x}",
-        "spanId": f"{span_id:016x}",
-        "name": fields.name,
-        "kind": _KIND_CODES[fields.kind],
-        "startTimeUnixNano": str(fields.start_time),
-        "endTimeUnixNano": str(fields.end_time),
-        "attributes": _key_values(fields.attributes),
-        "status": {"code": _STATUS_CODES[status_code]},
-        "flags": _flags(parent),
-    }
-    if parent is not None:
-        encoded["parentSpanId"] = f"{parent[_SPAN_ID]:016x}"
-    if trace_state:
-        encoded["traceState"] = trace_state.to_header()
-    if status_code is not StatusCode.UNSET and status.description:
-        encoded["status"]["message"] = status.description
-    events = fields.events
-    if events:
-        encoded["events"] = [
-            {
-                "timeUnixNano": str(event.timestamp),
-                "name": event.name,
-                "attributes": _key_values(event.attributes),
-                "droppedAttributesCount": event.dropped_attributes,
-            }
-            for event in events
-        ]
-    links = fields.links
-    if links:
-        encoded["links"] = [
-            {
-                "traceId": f"{link.context.trace_id:032x}",
-                "spanId": f"{link.context.span_id:016x}",
-                "attributes": _key_values(link.attributes),
-                "droppedAttributesCount": link.dropped_attributes,
-                "flags": _flags(link.context),
-            }
-            for link in links
-        ]
-    for key, count in (
-        ("droppedAttributesCount", fields.dropped_attributes),
-        ("droppedEventsCount", fields.dropped_events),
-        ("droppedLinksCount", fields.dropped_links),
-    ):
-        if count:
-            encoded[key] = count
-    return encoded
-
-
-def _flags(context: SpanContext | None) -> int:
-    if context is not None and context[_IS_REMOTE]:
-        return _FLAG_HAS_IS_REMOTE | _FLAG_IS_REMOTE
-    return _FLAG_HAS_IS_REMOTE
-
-
-_SCALARS = frozenset({str, bool, int, float})
-
-
-def _key_values(attributes: Mapping[str, Any] | None) -> list[Any]:
-    if not attributes:
-        return []
-    return [
-        _scalar_key_value(key, value)
-        if type(value) in _SCALARS
-        else {"key": key, "value": _value(value)}
-        for key, value in attributes.items()
-    ]
-
-
-# Spans repeat the same few attributes (method, route, status, model version) on every
-# request: each pair is encoded once and reused. typed=True keeps True apart from 1.
-@functools.lru_cache(maxsize=4096, typed=True)
-def _scalar_key_value(key: str, value: str | bool | int | float) -> orjson.Fragment:
-    return orjson.Fragment(orjson.dumps({"key": key, "value": _value(value)}))
-
-
-def _value(value: Any) -> dict[str, Any]:
-    # bool before int: bool is an int. int64 is a decimal string in ProtoJSON.
-    if isinstance(value, str):
-        return {"stringValue": value}
-    if isinstance(value, bool):
-        return {"boolValue": value}
-    if isinstance(value, int):
-        return {"intValue": str(value)}
-    if isinstance(value, float):
-        return {"doubleValue": value}
-    if isinstance(value, bytes):
-        return {"bytesValue": base64.b64encode(value).decode()}
-    if isinstance(value, Mapping):
-        return {"kvlistValue": {"values": _key_values(value)}}
-    if isinstance(value, Sequence):
-        return {"arrayValue": {"values": [_value(item) for item in value]}}
-    return {}
+def _hex_ids(message: dict[str, Any]) -> None:
+    for key in _ID_FIELDS:
+        if key in message:
+            message[key] = base64.b64decode(message[key]).hex()
 
 
 class SpanRecord(TypedDict):

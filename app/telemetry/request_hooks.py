@@ -1,37 +1,36 @@
 """Per-request telemetry: a server span, a request id, RED metrics with exemplars, a log line.
 
-The server span is made here rather than by opentelemetry-instrumentation-flask: that
-instrumentation collects a dozen attributes twice per request and costs about twice the
-rest of this module together, and its ``http.target`` would put raw paths, customer ids
-included, into every trace.
-
-What can wait goes to the telemetry batch (:mod:`app.telemetry.batch`): the request's metrics
-and its log line (:func:`app.telemetry.logging.log_later`).
+The server span is started here, with the tracer's public API, rather than by
+opentelemetry-instrumentation-flask: that instrumentation records the raw path (``url.path``,
+and ``http.target`` under the older conventions) on every span, and paths such as
+``/customers/17/features`` carry customer ids. It has no option to leave an attribute out.
 """
 
 from __future__ import annotations
 
-import functools
-import random
+import secrets
 from time import perf_counter
 from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
 from flask import Flask, Request, Response, request
-from opentelemetry import context, trace
-from opentelemetry.trace import SpanKind, Status, StatusCode, TraceFlags
-from werkzeug.routing import Rule
+from opentelemetry import context, propagate, trace
+from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+from opentelemetry.semconv.attributes.http_attributes import (
+    HTTP_REQUEST_METHOD,
+    HTTP_RESPONSE_STATUS_CODE,
+    HTTP_ROUTE,
+)
+from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
+from opentelemetry.semconv.attributes.url_attributes import URL_PATH, URL_SCHEME
+from opentelemetry.trace import SpanKind, StatusCode
 
-from app.telemetry.http_metrics import UNMATCHED, HttpMetrics, method_label
-from app.telemetry.logging import begin_request_fields, end_request_fields, log_later
-from app.telemetry.propagation import caller_context
-from app.telemetry.spans import start_span
+from app.errors import EXCEPTION_LOGGED_BY_REQUEST_LINE
+from app.routes import route_of
+from app.telemetry.http_metrics import STANDARD_METHODS, HttpMetrics, method_label
 
 REQUEST_ID_HEADER = "X-Request-ID"
-
-# Headers are read from the WSGI environ: werkzeug's header view converts and checks the
-# name on every read.
-_REQUEST_ID_KEY = "HTTP_" + REQUEST_ID_HEADER.upper().replace("-", "_")
 
 #: Routes polled by machines: counted in metrics, but neither traced nor logged.
 QUIET_ROUTES = frozenset({"/metrics", "/healthz", "/readyz"})
@@ -56,21 +55,34 @@ def request_id_from(header: str | None) -> str:
         and header.isprintable()
     ):
         return header
-    # An identifier, not a secret: the same generator as OTel's span ids, and no getrandom(2)
-    # (which lets go of the GIL) on every request.
-    return f"{random.getrandbits(128):032x}"
+    return secrets.token_hex(16)
 
 
-def _current_request() -> Request:
-    """The request behind Flask's ``request`` proxy: each attribute read through the proxy
-    looks the request up again."""
-    return request._get_current_object()  # type: ignore[attr-defined]
+def server_span_attributes(current: Request) -> dict[str, Any]:
+    """The stable HTTP server attributes of ``current`` that carry no customer data.
 
-
-def logs_failure(environ: dict[str, Any]) -> bool:
-    """Whether the request's log line will carry an exception that ends the request: true
-    once :class:`RequestTelemetry` has seen the request start."""
-    return _STARTED in environ
+    ``url.path`` only where the path has no parameters, so it equals the route template; a
+    path parameter here is a customer id. An unmatched path is left out whole.
+    """
+    attributes: dict[str, Any] = {
+        HTTP_REQUEST_METHOD: current.method if current.method in STANDARD_METHODS else "_OTHER",
+        URL_SCHEME: current.scheme,
+    }
+    try:
+        # The Host header as werkzeug checked it; its host_url would build a whole URL first.
+        host = urlsplit(f"//{current.host}")
+        address, port = host.hostname, host.port or (443 if current.scheme == "https" else 80)
+    except ValueError:  # a Host header no URL can hold: the client's mistake, not ours
+        address = None
+    if address:
+        attributes[SERVER_ADDRESS] = address
+        attributes[SERVER_PORT] = port
+    rule = current.url_rule
+    if rule is not None:
+        attributes[HTTP_ROUTE] = rule.rule
+        if not rule.arguments:
+            attributes[URL_PATH] = current.path
+    return attributes
 
 
 class RequestTelemetry:
@@ -80,54 +92,45 @@ class RequestTelemetry:
         self._metrics = metrics
         self._tracer = tracer
         self._instance = {"instance": instance} if instance else {}
-
-    @functools.cached_property
-    def _log(self) -> Any:
-        """The request logger, resolved at the first request and kept: structlog's lazy proxy
-        would rebuild it from the configuration on every line."""
-        return structlog.get_logger("obslab.request").bind()
+        self._log = structlog.get_logger("obslab.request")
 
     def register(self, app: Flask) -> None:
-        """Hook into ``app``."""
-        # First in line, so work done by other hooks (auth) is inside the span and timed.
-        app.before_request_funcs.setdefault(None, []).insert(0, self._before)
+        """Hook into ``app``. Flask runs app-wide hooks before a blueprint's (the admin API's
+        token check), and in the order they came: register before any other app-wide hook, so
+        that its work is inside the span and timed."""
+        app.before_request(self._before)
         app.after_request(self._after)
         app.teardown_request(self._teardown)
 
     def _before(self) -> None:
-        current = _current_request()
-        environ = current.environ
+        environ = request.environ
         environ[_STARTED] = perf_counter()
-        request_id = environ[_REQUEST_ID] = request_id_from(environ.get(_REQUEST_ID_KEY))
-        # Afresh, not added to: a gthread worker serves request after request on one thread,
-        # and fields bound outside any request must not ride on this one's lines.
-        begin_request_fields(request_id=request_id, **self._instance)
+        environ[EXCEPTION_LOGGED_BY_REQUEST_LINE] = True
+        request_id = environ[_REQUEST_ID] = request_id_from(request.headers.get(REQUEST_ID_HEADER))
+        # Afresh: a worker thread serves request after request, and fields bound in one
+        # (or outside any) must not ride on the next one's lines.
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id, **self._instance)
 
+        if route_of(request) not in QUIET_ROUTES:
+            self._start_span(request)
+
+    def _start_span(self, current: Request) -> None:
+        """Start the server span as a child of the caller's, and make it current."""
         rule = current.url_rule
-        if rule is None or rule.rule not in QUIET_ROUTES:
-            self._start_span(current, rule)
-
-    def _start_span(self, current: Request, rule: Rule | None) -> None:
-        """Start the server span, continuing the caller's trace, and make it current."""
-        environ = current.environ
-        method = current.method
-        # The attribute names opentelemetry-instrumentation-requests uses by default, so
-        # server and client spans (and `obslab trace`) agree.
-        attributes = {"http.method": method, "http.scheme": current.scheme}
-        if rule is not None:
-            attributes["http.route"] = rule.rule
-        span = start_span(
-            self._tracer,
+        # A method outside the standard ones is HTTP, so clients cannot name spans.
+        method = current.method if current.method in STANDARD_METHODS else "HTTP"
+        span = self._tracer.start_span(
             f"{method} {rule.rule}" if rule is not None else method,
-            context=caller_context(environ),
+            context=propagate.extract(current.headers),
             kind=SpanKind.SERVER,
-            attributes=attributes,
+            attributes=server_span_attributes(current),
         )
-        environ[_SPAN] = span
-        environ[_CONTEXT_TOKEN] = context.attach(trace.set_span_in_context(span))
+        current.environ[_SPAN] = span
+        current.environ[_CONTEXT_TOKEN] = context.attach(trace.set_span_in_context(span))
 
     def _after(self, response: Response) -> Response:
-        environ = _current_request().environ
+        environ = request.environ
         environ[_STATUS] = response.status_code
         request_id = environ.get(_REQUEST_ID)
         if request_id is not None:  # None when a URL value preprocessor failed before us
@@ -135,21 +138,19 @@ class RequestTelemetry:
         return response
 
     def _teardown(self, exc: BaseException | None) -> None:
-        current = _current_request()
-        environ = current.environ
+        environ = request.environ
         started = environ.get(_STARTED)
         if started is None:
             return
         seconds = perf_counter() - started
-        rule = current.url_rule
-        route = rule.rule if rule is not None else UNMATCHED
-        method = method_label(current.method)
+        route = route_of(request)
+        method = method_label(request.method)
         # No status means the view raised past Flask's error handling: the client gets a 500.
         status = environ.get(_STATUS, 500)
-        span = environ.get(_SPAN)
-        # Only a sampled trace can be found from an exemplar. (A SpanContext is a tuple.)
-        trace_id, _, _, flags, _, _ = (span or trace.INVALID_SPAN).get_span_context()
-        exemplar = format(trace_id, "032x") if flags & TraceFlags.SAMPLED else None
+        span: trace.Span | None = environ.get(_SPAN)
+        sent = (span or trace.INVALID_SPAN).get_span_context()
+        # Only a sampled trace can be found from an exemplar.
+        exemplar = trace.format_trace_id(sent.trace_id) if sent.trace_flags.sampled else None
 
         self._metrics.observe(route, method, status, seconds, exemplar)
         if route not in QUIET_ROUTES or exc is not None:
@@ -157,7 +158,7 @@ class RequestTelemetry:
         if span is not None:
             self._end_span(span, status, exc)
             context.detach(environ[_CONTEXT_TOKEN])
-        end_request_fields()
+        structlog.contextvars.clear_contextvars()
 
     def _log_request(
         self, route: str, method: str, status: int, seconds: float, exc: BaseException | None
@@ -170,15 +171,18 @@ class RequestTelemetry:
             "duration_ms": round(seconds * 1000, 3),
         }
         if exc is not None:
-            fields["exc_info"] = exc
-        level = "error" if exc is not None or status >= 500 else "info"
-        log_later(self._log, level, "request", **fields)
+            self._log.error("request", exc_info=exc, **fields)
+        elif status >= 500:
+            self._log.error("request", **fields)
+        else:
+            self._log.info("request", **fields)
 
     @staticmethod
     def _end_span(span: trace.Span, status: int, exc: BaseException | None) -> None:
-        span.set_attribute("http.status_code", status)
+        span.set_attribute(HTTP_RESPONSE_STATUS_CODE, status)
         if exc is not None:
             span.record_exception(exc)
         if status >= 500:
-            span.set_status(Status(StatusCode.ERROR))
+            span.set_attribute(ERROR_TYPE, type(exc).__qualname__ if exc else str(status))
+            span.set_status(StatusCode.ERROR)
         span.end()

@@ -1,18 +1,34 @@
-"""The tracer provider of a service: who it is, how it samples, where its spans go."""
+"""The tracer provider of a service: who it is, how it samples, where its spans go, and how
+many never got there.
+
+Spans are exported by the SDK's ``BatchSpanProcessor``. Lost spans are counted in
+``otel_spans_dropped_total{reason}`` from two public sources:
+
+- ``export_failed``: the spans of every batch the exporter fails to export
+  (:class:`CountingSpanExporter`, a ``SpanExporter`` around the real one).
+- ``queue_full`` and ``already_shutdown``: the SDK's own count of the spans its processor
+  dropped, the ``otel.sdk.processor.span.processed`` metric with an ``error.type``, which the
+  processor reports to the ``meter_provider`` it is given when
+  ``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED`` is true. An in-memory reader holds it, and a
+  scrape reads it (:class:`SpanDropCollector`).
+"""
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.environment_variables import (
     OTEL_EXPORTER_OTLP_ENDPOINT,
     OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
+    OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED,
 )
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.resources import (
     DEPLOYMENT_ENVIRONMENT,
     SERVICE_INSTANCE_ID,
@@ -22,15 +38,19 @@ from opentelemetry.sdk.resources import (
 )
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-from opentelemetry.trace import TraceFlags
-from prometheus_client import CollectorRegistry, Counter
+from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from app.settings import state_dir
 from app.telemetry.otlp_json import OtlpJsonFileExporter
-from app.telemetry.spans import DeferredEnds
 
-#: Why a span never reached the backend: the SDK's reasons, plus a failed export.
+#: Why a span never reached the backend: the SDK processor's reasons, plus a failed export.
 DROP_REASONS = ("queue_full", "already_shutdown", "export_failed")
+
+#: The SDK's metric of the spans its processors handled; with ``error.type`` when dropped.
+SDK_PROCESSED_SPANS = "otel.sdk.processor.span.processed"
 
 
 def default_traces_dir() -> Path:
@@ -38,17 +58,97 @@ def default_traces_dir() -> Path:
     return state_dir() / "traces"
 
 
-def spans_dropped_counter(registry: CollectorRegistry | None) -> Counter:
-    """``otel_spans_dropped_total{reason}``; unregistered when ``registry`` is None."""
-    counter = Counter(
-        "otel_spans_dropped",
-        "Finished spans that were never exported, by reason.",
-        ("reason",),
-        registry=registry,
+class CountingSpanExporter(SpanExporter):
+    """Exports through ``exporter``; counts the spans of every batch it fails to export."""
+
+    def __init__(self, exporter: SpanExporter) -> None:
+        self.exporter = exporter
+        self._lock = threading.Lock()
+        self._failed = 0
+
+    @property
+    def failed(self) -> int:
+        """Spans lost to failed exports so far."""
+        return self._failed
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        try:
+            result = self.exporter.export(spans)
+        except Exception:
+            self._count(len(spans))
+            raise
+        if result is not SpanExportResult.SUCCESS:
+            self._count(len(spans))
+        return result
+
+    def _count(self, spans: int) -> None:
+        with self._lock:
+            self._failed += spans
+
+    def shutdown(self) -> None:
+        self.exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.exporter.force_flush(timeout_millis)
+
+
+class SpanDropCollector(Collector):
+    """``otel_spans_dropped_total{reason}``, read at each scrape from the exporter's count of
+    failed exports and the SDK's count of dropped spans."""
+
+    def __init__(self, exporter: CountingSpanExporter, sdk_metrics: InMemoryMetricReader) -> None:
+        self._exporter = exporter
+        self._sdk_metrics = sdk_metrics
+
+    def collect(self) -> Iterable[CounterMetricFamily]:
+        dropped = dict.fromkeys(DROP_REASONS, 0)
+        dropped["export_failed"] = self._exporter.failed
+        data = self._sdk_metrics.get_metrics_data()
+        for resource in data.resource_metrics if data else ():
+            for scope in resource.scope_metrics:
+                for metric in scope.metrics:
+                    if metric.name != SDK_PROCESSED_SPANS:
+                        continue
+                    for point in metric.data.data_points:
+                        reason = (point.attributes or {}).get(ERROR_TYPE)
+                        if reason in dropped:
+                            dropped[str(reason)] += int(point.value)
+        family = CounterMetricFamily(
+            "otel_spans_dropped",
+            "Finished spans that were never exported, by reason.",
+            labels=("reason",),
+        )
+        for reason, count in dropped.items():
+            family.add_metric((reason,), count)
+        yield family
+
+    def describe(self) -> Iterable[CounterMetricFamily]:
+        yield CounterMetricFamily(
+            "otel_spans_dropped", "Finished spans that were never exported, by reason."
+        )
+
+
+def counted_batch_processor(
+    exporter: SpanExporter, registry: CollectorRegistry | None = None, **options: float
+) -> BatchSpanProcessor:
+    """The SDK's ``BatchSpanProcessor`` exporting to ``exporter``, its lost spans counted in
+    ``registry`` (when given). ``options`` are the processor's own (``max_queue_size``, …);
+    unset, the ``OTEL_BSP_*`` variables decide."""
+    # The SDK reads this switch from the environment only; on unless the operator says off.
+    os.environ.setdefault(OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED, "true")
+    counting = CountingSpanExporter(exporter)
+    sdk_metrics = InMemoryMetricReader()
+    processor = BatchSpanProcessor(
+        counting, meter_provider=MeterProvider(metric_readers=[sdk_metrics]), **options
     )
-    for reason in DROP_REASONS:
-        counter.labels(reason)
-    return counter
+    if registry is not None:
+        registry.register(SpanDropCollector(counting, sdk_metrics))
+    return processor
+
+
+#: Loggers that report each lost span or failed batch in plain text: the counter says as much,
+#: and while the backend is down the SDK's queue-full warning comes once per span.
+_QUIETED_LOGGERS = ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http")
 
 
 def build_tracer_provider(
@@ -61,10 +161,12 @@ def build_tracer_provider(
 ) -> TracerProvider:
     """A provider exporting in batches to OTLP/HTTP if configured, else to an OTLP-JSON file.
 
-    The sampler and the batch limits come from the standard ``OTEL_TRACES_SAMPLER*`` and
-    ``OTEL_BSP_*`` variables. Spans dropped on the way are counted in ``registry``. Obslab's
-    light spans end in the telemetry batch (:class:`DeferredEnds`).
+    The sampler, span limits and batch limits come from the standard ``OTEL_TRACES_SAMPLER*``,
+    ``OTEL_SPAN_*`` and ``OTEL_BSP_*`` variables. Spans lost on the way are counted in
+    ``registry``.
     """
+    for name in _QUIETED_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
     resource = Resource.create(
         {
             SERVICE_NAME: service,
@@ -80,82 +182,6 @@ def build_tracer_provider(
         exporter = OTLPSpanExporter()
     else:
         exporter = OtlpJsonFileExporter(traces_dir / f"{service}.jsonl")
-    provider = TracerProvider(resource=resource, active_span_processor=DeferredEnds())
-    provider.add_span_processor(
-        DropCountingBatchSpanProcessor(exporter, spans_dropped_counter(registry))
-    )
+    provider = TracerProvider(resource=resource)
+    provider.add_span_processor(counted_batch_processor(exporter, registry))
     return provider
-
-
-#: Loggers that report each lost span or failed batch in plain text. With the counter they
-#: say nothing new, and while the backend is down the queue-full warning ran once per span on
-#: the request path.
-_QUIETED_LOGGERS = (
-    "opentelemetry.sdk._shared_internal",
-    "opentelemetry.exporter.otlp.proto.http.trace_exporter",
-)
-
-
-class DropCountingBatchSpanProcessor(BatchSpanProcessor):
-    """A ``BatchSpanProcessor`` that counts the spans it loses in ``dropped{reason}``."""
-
-    def __init__(self, exporter: SpanExporter, dropped: Counter, **options: Any) -> None:
-        for name in _QUIETED_LOGGERS:
-            logging.getLogger(name).setLevel(logging.ERROR)
-        super().__init__(_FailedExportCounter(exporter, dropped.labels("export_failed")), **options)
-        # The SDK reports queue overflow only through its internal processor-metrics hook,
-        # which it feeds to OpenTelemetry metrics when OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED
-        # is set. Our metrics are prometheus-client's, so chain our own hook in front of it.
-        batch = self._batch_processor
-        batch._metrics = _DropHook(batch._metrics, dropped)
-
-    def on_end(self, span: ReadableSpan) -> None:
-        """The SDK's own, with the span's flags unpacked from its context (a tuple) rather than
-        read through two properties: it runs for every span."""
-        context = span.context
-        if context is not None:
-            _, _, _, flags, _, _ = context
-            if flags & TraceFlags.SAMPLED:
-                self._batch_processor.emit(span)
-
-
-class _DropHook:
-    """The SDK's ``ProcessorMetricsT`` hook: counts drops, then defers to the SDK's own."""
-
-    def __init__(self, inner: Any, dropped: Counter) -> None:
-        self._inner = inner
-        self._dropped = dropped
-
-    def register_queue_size(self, get_queue_size: Callable[[], int]) -> None:
-        self._inner.register_queue_size(get_queue_size)
-
-    def drop_items(self, count: int, error_type: str = "queue_full") -> None:
-        self._dropped.labels(error_type).inc(count)
-        self._inner.drop_items(count, error_type)
-
-    def finish_items(self, count: int) -> None:
-        self._inner.finish_items(count)
-
-
-class _FailedExportCounter(SpanExporter):
-    """Delegates to ``exporter``; counts the spans of every batch it fails to export."""
-
-    def __init__(self, exporter: SpanExporter, dropped: Counter) -> None:
-        self.exporter = exporter
-        self._dropped = dropped
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        try:
-            result = self.exporter.export(spans)
-        except Exception:
-            self._dropped.inc(len(spans))
-            raise
-        if result is not SpanExportResult.SUCCESS:
-            self._dropped.inc(len(spans))
-        return result
-
-    def shutdown(self) -> None:
-        self.exporter.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self.exporter.force_flush(timeout_millis)

@@ -12,19 +12,13 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry
 
-from app.telemetry import batch
-from app.telemetry.batch import UpdateBatch
-from app.telemetry.logging import close_logs, end_request_fields
-
 
 @pytest.fixture(autouse=True)
 def _reset_process_wide_state() -> Iterator[None]:
-    """structlog's configuration, its log writer and the fields bound for log lines are
-    global. The writer is closed within the test, so the test's capture gets its lines."""
+    """structlog's configuration and the fields bound for log lines are global."""
     yield
-    close_logs()
     structlog.reset_defaults()
-    end_request_fields()
+    structlog.contextvars.clear_contextvars()
 
 
 @pytest.fixture
@@ -46,15 +40,3 @@ def tracer_provider(span_exporter: InMemorySpanExporter) -> Iterator[TracerProvi
     provider.add_span_processor(SimpleSpanProcessor(span_exporter))
     yield provider
     provider.shutdown()
-
-
-@pytest.fixture
-def held_batch(monkeypatch: pytest.MonkeyPatch) -> UpdateBatch:
-    """The process's telemetry batch, replaced by one whose thread does not apply it on its
-    own within a test: what waits in it waits for a reader or a flush. Ask for it before the
-    app, so that the app's metrics read it."""
-    held = UpdateBatch(interval=3600)
-    monkeypatch.setattr(batch, "BATCH", held)
-    for method in ("later", "count", "attach", "apply"):
-        monkeypatch.setattr(batch, method, getattr(held, method))
-    return held

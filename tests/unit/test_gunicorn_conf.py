@@ -41,12 +41,6 @@ def default_threshold() -> Iterator[tuple[int, int, int]]:
         gc.set_threshold(*threshold)
 
 
-def test_the_worker_hook_freezes_what_the_app_loaded(default_threshold: tuple[int, ...]) -> None:
-    assert gc.get_freeze_count() == 0
-    gunicorn_conf.post_worker_init(worker=None)
-    assert gc.get_freeze_count() > 0
-
-
 def test_the_worker_hook_collects_the_young_generation_less_often(
     default_threshold: tuple[int, ...],
 ) -> None:

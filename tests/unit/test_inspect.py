@@ -29,7 +29,7 @@ def record_trace(traces_dir) -> str:
         tracer.start_as_current_span("feature_lookup") as lookup,
     ):
         with features.get_tracer("t").start_as_current_span("GET /customers") as served:
-            served.set_attribute("http.status_code", 503)
+            served.set_attribute("http.response.status_code", 503)
             served.set_status(StatusCode.ERROR)
         lookup.set_status(StatusCode.ERROR)
     return format(root.get_span_context().trace_id, "032x")
@@ -42,6 +42,19 @@ def test_trace_tree_shows_services_nesting_and_errors(tmp_path):
     assert lines[0].startswith("POST /predict (scoring)")
     assert lines[1].startswith("  feature_lookup (scoring)") and "ERROR" in lines[1]
     assert lines[2].startswith("    GET /customers (features)") and "status 503" in lines[2]
+
+
+def test_a_trace_file_of_the_older_conventions_still_shows_its_status(tmp_path):
+    provider = TracerProvider(resource=Resource({"service.name": "features"}))
+    provider.add_span_processor(
+        SimpleSpanProcessor(OtlpJsonFileExporter(tmp_path / "features.jsonl"))
+    )
+    with provider.get_tracer("t").start_as_current_span("GET /customers") as served:
+        served.set_attribute("http.status_code", 404)
+    trace_id = format(served.get_span_context().trace_id, "032x")
+
+    (line,) = inspect.format_trace(inspect.find_trace(trace_id, tmp_path))
+    assert "status 404" in line
 
 
 def test_trace_command_reports_an_unknown_trace(tmp_path, monkeypatch, capsys):

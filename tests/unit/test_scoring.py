@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Iterator
 
 import orjson
 import pytest
+import structlog
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.trace import StatusCode
 
-from app import faults
+from app import faults, logs
 from app.scoring import create_app as create_scoring
 from tests.unit.services import APPLICANT, make_features, scoring_settings, served
 
@@ -87,10 +95,60 @@ def test_predict_spans_cover_validation_lookup_and_inference(client, span_export
     assert spans["inference"].attributes["model.version"] == "m1"
 
 
-def test_a_cpu_hog_burns_its_cpu_inside_the_inference_span(
-    tmp_path, features_url, tracer_provider, span_exporter, monkeypatch
-):
+class StartedSpans(SpanProcessor):
+    """Remembers the name of every span it sees start, and of every one it sees end."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+        self.ended: list[str] = []
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        self.started.append(span.name)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self.ended.append(span.name)
+
+
+def test_span_processors_see_every_step_start_and_end(tmp_path, features_url):
+    processor = StartedSpans()
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    client = scoring(tmp_path, features_url, provider).test_client()
+    assert client.post("/predict", json=APPLICANT).status_code == 200
+
+    steps = ["POST /predict", "validate", "feature_lookup", "inference"]
+    assert processor.started == steps
+    assert sorted(processor.ended) == sorted(steps)
+
+
+class DropsInference(Sampler):
+    """Samples every span but those named inference: a sampler that decides per step."""
+
+    def should_sample(self, parent_context, trace_id, name, kind=None, attributes=None, links=None):
+        return SamplingResult(Decision.DROP if name == "inference" else Decision.RECORD_AND_SAMPLE)
+
+    def get_description(self) -> str:
+        return "DropsInference"
+
+
+def test_the_provider_s_sampler_decides_for_every_step(tmp_path, features_url):
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=DropsInference())
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    client = scoring(tmp_path, features_url, provider).test_client()
+    assert client.post("/predict", json=APPLICANT).status_code == 200
+
+    names = {span.name for span in exporter.get_finished_spans()}
+    assert names == {"POST /predict", "validate", "feature_lookup"}
+
+
+def armed_cpu_hog(tmp_path, features_url, tracer_provider, log_stream=None):
+    """Scoring with the cpu-hog fault on, whose burn runs inside the inference span; logging
+    to ``log_stream`` if given. (Loggers are taken at their first use, so before any request.)
+    """
     app = scoring(tmp_path, features_url, tracer_provider, ADMIN_ENABLED=True, ADMIN_TOKEN="t")
+    if log_stream is not None:
+        logs.configure_logging("scoring", "1.0.0", stream=log_stream)
     client = app.test_client()
     injected = client.post(
         "/admin/faults",
@@ -98,6 +156,29 @@ def test_a_cpu_hog_burns_its_cpu_inside_the_inference_span(
         headers={"Authorization": "Bearer t"},
     )
     assert injected.status_code == 201
+    return client
+
+
+def test_a_line_logged_inside_inference_carries_the_inference_span_s_id(
+    tmp_path, features_url, tracer_provider, span_exporter, monkeypatch
+):
+    stream = io.BytesIO()
+    client = armed_cpu_hog(tmp_path, features_url, tracer_provider, stream)
+    monkeypatch.setattr(faults, "burn_cpu", lambda _: structlog.get_logger().info("burning"))
+    span_exporter.clear()
+    assert client.post("/predict", json=APPLICANT).status_code == 200
+
+    lines = {line["event"]: line for line in map(orjson.loads, stream.getvalue().splitlines())}
+    spans = {span.name: span.context for span in span_exporter.get_finished_spans()}
+    assert lines["burning"]["span_id"] == trace.format_span_id(spans["inference"].span_id)
+    assert lines["request"]["span_id"] == trace.format_span_id(spans["POST /predict"].span_id)
+    assert lines["burning"]["trace_id"] == lines["request"]["trace_id"]
+
+
+def test_a_cpu_hog_burns_its_cpu_inside_the_inference_span(
+    tmp_path, features_url, tracer_provider, span_exporter, monkeypatch
+):
+    client = armed_cpu_hog(tmp_path, features_url, tracer_provider)
     # The test client serves the request on this thread, so its CPU clock sees the burn.
     before = time.thread_time()
     assert client.post("/predict", json=APPLICANT).status_code == 200

@@ -41,11 +41,3 @@ def test_numbers_and_switches_are_still_decoded(features):
 
     assert app.config["MAX_CONTENT_LENGTH"] == 64
     assert app.test_client().get("/admin/faults").status_code == 404
-
-
-@pytest.mark.parametrize("value", ["soon", "-1", "3600"])
-def test_a_log_batch_that_is_not_seconds_is_refused_naming_the_key(features, value):
-    with pytest.raises(
-        ValueError, match=r"OBSLAB_LOG_BATCH_SECONDS \(config key LOG_BATCH_SECONDS\)"
-    ):
-        features(LOG_BATCH_SECONDS=value)

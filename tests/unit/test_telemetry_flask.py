@@ -5,16 +5,19 @@ from __future__ import annotations
 import io
 import re
 import time
-from datetime import datetime
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
 import pytest
 import structlog
 from flask import Flask
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry import propagate, trace
+from opentelemetry.propagators.textmap import DefaultGetter, DefaultSetter, TextMapPropagator
+from opentelemetry.sdk.trace import SpanLimits, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, StatusCode, TraceFlags
 from prometheus_client import CollectorRegistry
 
 from app.settings import SERVICE_DEFAULTS
@@ -23,11 +26,9 @@ from app.telemetry import (
     Telemetry,
     bind_request_fields,
     configure_logging,
-    flush_logs,
     hash_customer_id,
     init_app,
 )
-from app.telemetry.batch import UpdateBatch
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
@@ -135,19 +136,95 @@ def test_server_spans_are_named_by_route_and_carry_the_outcome(
     assert ok.kind is SpanKind.SERVER
     assert format(ok.context.trace_id, "032x") == "0af7651916cd43dd8448eb211c80319c"
     assert format(ok.parent.span_id, "016x") == "b7ad6b7169203331"
+    # The stable HTTP conventions; no url.path where the path holds a customer id.
     assert ok.attributes == {
-        "http.method": "GET",
-        "http.scheme": "http",
+        "http.request.method": "GET",
+        "url.scheme": "http",
+        "server.address": "localhost",
+        "server.port": 80,
         "http.route": "/customers/<int:customer_id>/features",
-        "http.status_code": 200,
+        "http.response.status_code": 200,
     }
     assert ok.status.status_code is StatusCode.UNSET
     assert failed.status.status_code is StatusCode.ERROR
+    assert failed.attributes["url.path"] == "/boom", "a path without parameters is its route"
+    assert failed.attributes["error.type"] == "RuntimeError"
     assert [event.name for event in failed.events] == ["exception"]
     assert failed.parent is None
     assert unmatched.name == "GET"
-    assert unmatched.attributes["http.status_code"] == 404
+    assert unmatched.attributes["http.response.status_code"] == 404
     assert "http.route" not in unmatched.attributes
+    assert "url.path" not in unmatched.attributes
+    for span in (ok, failed, unmatched):
+        assert not {"http.method", "http.status_code", "http.target"} & set(span.attributes)
+
+
+@pytest.mark.parametrize("host", ["[abc", "example.com:abc", "a:99999", "ex ample", ""])
+def test_a_hostile_host_header_is_no_server_error(
+    app: Flask, span_exporter: InMemorySpanExporter, host: str
+) -> None:
+    assert app.test_client().post("/predict", headers={"Host": host}).status_code == 200
+    (span,) = span_exporter.get_finished_spans()
+    assert span.attributes["http.response.status_code"] == 200
+
+
+def test_an_unknown_method_is_other_in_the_span(
+    app: Flask, span_exporter: InMemorySpanExporter
+) -> None:
+    app.test_client().open("/predict", method="PROPFIND")
+
+    (span,) = span_exporter.get_finished_spans()
+    assert span.attributes["http.request.method"] == "_OTHER"
+    assert span.name == "HTTP"
+
+
+class CallerHeader(TextMapPropagator):
+    """Trace and span ids in ``x-caller``, as B3 or Jaeger carry theirs in headers of their own."""
+
+    def extract(self, carrier, context=None, getter=DefaultGetter()):  # noqa: B008
+        found = getter.get(carrier, "x-caller")
+        if not found:
+            return context if context is not None else trace.set_span_in_context(trace.INVALID_SPAN)
+        trace_id, span_id = (int(part, 16) for part in found[0].split(":"))
+        caller = SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(1))
+        return trace.set_span_in_context(NonRecordingSpan(caller), context)
+
+    def inject(self, carrier, context=None, setter=DefaultSetter()):  # noqa: B008
+        sent = trace.get_current_span(context).get_span_context()
+        setter.set(carrier, "x-caller", f"{sent.trace_id:x}:{sent.span_id:x}")
+
+    @property
+    def fields(self) -> set[str]:
+        return {"x-caller"}
+
+
+@pytest.fixture
+def caller_header_propagator() -> Iterator[None]:
+    default = propagate.get_global_textmap()
+    propagate.set_global_textmap(CallerHeader())
+    yield
+    propagate.set_global_textmap(default)
+
+
+@pytest.mark.usefixtures("caller_header_propagator")
+def test_the_caller_s_context_is_read_by_the_global_propagator(
+    app: Flask, span_exporter: InMemorySpanExporter
+) -> None:
+    app.test_client().post("/predict", headers={"X-Caller": "ab:cd"})
+
+    (span,) = span_exporter.get_finished_spans()
+    assert (span.context.trace_id, span.parent.span_id) == (0xAB, 0xCD)
+
+
+def test_span_limits_apply_to_the_server_span(registry: CollectorRegistry) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(span_limits=SpanLimits(max_span_attributes=2))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    make_app(registry, provider).test_client().post("/predict")
+
+    (span,) = exporter.get_finished_spans()
+    assert len(span.attributes) == 2
+    assert span.dropped_attributes > 0
 
 
 def test_exemplar_carries_the_request_trace_id_in_openmetrics_only(
@@ -257,64 +334,6 @@ def test_request_lines_carry_trace_and_request_context(
         assert line["trace_id"] == format(server_span.context.trace_id, "032x")
         assert line["span_id"] == format(server_span.context.span_id, "016x")
     assert app_line["customer_id"] == hash_customer_id(7)
-
-
-def test_a_batched_request_line_is_logged_later_as_of_the_request(
-    held_batch: UpdateBatch, app: Flask, span_exporter: InMemorySpanExporter
-) -> None:
-    @app.post("/decide")
-    def decide() -> dict[str, bool]:
-        bind_request_fields(prediction_id="p-1")
-        return {"ok": True}
-
-    stream = io.BytesIO()
-    configure_logging("scoring", "2.0.0", stream=stream, batch_seconds=60)
-    app.test_client().post("/decide", headers={"X-Request-ID": "req-1"})
-    answered = time.time()
-    structlog.get_logger().info("after")
-    assert [orjson.loads(line)["event"] for line in stream.getvalue().splitlines()] == []
-    flush_logs()
-
-    lines = {line["event"]: line for line in map(orjson.loads, stream.getvalue().splitlines())}
-    request_line, after = lines["request"], lines["after"]
-    (server_span,) = span_exporter.get_finished_spans()
-    assert request_line["request_id"] == "req-1"
-    assert request_line["prediction_id"] == "p-1"
-    assert request_line["trace_id"] == format(server_span.context.trace_id, "032x")
-    assert request_line["span_id"] == format(server_span.context.span_id, "016x")
-    # Stamped when the request ended, not when the batch logged it.
-    logged_at = datetime.fromisoformat(request_line["timestamp"]).timestamp()
-    assert logged_at <= answered
-    assert after.keys().isdisjoint({"request_id", "prediction_id", "trace_id"})
-
-
-def test_applying_a_batched_request_line_leaves_the_applying_request_alone(
-    held_batch: UpdateBatch, app: Flask
-) -> None:
-    """flush_logs() applies the batch on the caller's thread, which may be in a request."""
-
-    @app.post("/flush")
-    def flush() -> dict[str, bool]:
-        flush_logs()
-        structlog.get_logger().info("flushed")
-        return {"ok": True}
-
-    stream = io.BytesIO()
-    configure_logging("scoring", "2.0.0", stream=stream, batch_seconds=60)
-    client = app.test_client()
-    client.post("/predict", headers={"X-Request-ID": "earlier"})
-    client.post("/flush", headers={"X-Request-ID": "flushing"})
-    flush_logs()
-
-    lines = [orjson.loads(line) for line in stream.getvalue().splitlines()]
-    assert [(line["event"], line["request_id"]) for line in lines] == [
-        ("request", "earlier"),
-        ("flushed", "flushing"),
-        ("request", "flushing"),
-    ]
-    # Each line carries its own request's trace, whichever thread logged it.
-    earlier, flushed, flushing = (line["trace_id"] for line in lines)
-    assert earlier != flushed == flushing
 
 
 def test_what_a_request_binds_ends_with_it(app: Flask) -> None:

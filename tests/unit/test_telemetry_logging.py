@@ -1,22 +1,20 @@
-"""configure_logging: JSON lines to stdout and a file, structured exceptions, redaction."""
+"""configure_logging: JSON lines to stdout and a file, structured exceptions, redaction, trace
+ids; loadable without the OpenTelemetry SDK."""
 
 from __future__ import annotations
 
 import io
 import re
-import threading
-import time
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
-import pytest
 import structlog
+from opentelemetry.sdk.trace import TracerProvider
 
-from app.telemetry import configure_logging, flush_logs, hash_customer_id
-from app.telemetry import logging as logging_module
-from app.telemetry.logging import REDACTED, Redactor
-from tests.unit.processes import succeeds_in_fork, threads_named
+from app.logs import REDACTED, Redactor, bind_request_fields, configure_logging, hash_customer_id
 
 
 def lines(stream: io.BytesIO) -> list[dict]:
@@ -48,7 +46,8 @@ def test_timestamps_are_iso_8601_utc_with_microseconds() -> None:
     after = datetime.now(UTC)
 
     (line,) = lines(stream)
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", line["timestamp"])
+    # isoformat() leaves out the microseconds when they are 0.
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z", line["timestamp"])
     stamped = datetime.fromisoformat(line["timestamp"])
     assert before <= stamped <= after
 
@@ -148,143 +147,50 @@ def test_customer_id_pseudonyms_are_stable_and_distinct() -> None:
     assert hash_customer_id(42) != hash_customer_id(43)
 
 
-def wait_for_lines(stream: io.BytesIO, count: int) -> list[dict]:
-    """The stream's lines once it has ``count`` of them; fails after 10 s."""
-    deadline = time.monotonic() + 10
-    while len(stream.getvalue().splitlines()) < count and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return lines(stream)
-
-
-def test_batched_lines_wait_for_the_writer_then_arrive_in_order() -> None:
+def test_bound_fields_ride_on_every_later_line_until_cleared() -> None:
     stream = io.BytesIO()
-    configure_logging("scoring", "2.0.0", stream=stream, batch_seconds=60)
-    for n in range(3):
-        structlog.get_logger().info("queued", n=n)
+    configure_logging("scoring", "2.0.0", stream=stream)
+    bind_request_fields(request_id="r-1", customer_id=42)
+    structlog.get_logger().info("bound", request_id="given")
+    structlog.contextvars.clear_contextvars()
+    structlog.get_logger().info("cleared")
 
-    assert stream.getvalue() == b"", "a minute before the writer's turn, nothing is written"
-    flush_logs()
-    assert [(line["event"], line["n"]) for line in lines(stream)] == [
-        ("queued", 0),
-        ("queued", 1),
-        ("queued", 2),
-    ]
+    bound, cleared = lines(stream)
+    assert bound["request_id"] == "given", "a field given to the line wins"
+    assert bound["customer_id"] == hash_customer_id(42), "bound fields are redacted too"
+    assert "customer_id" not in cleared
 
 
-def test_the_writer_writes_batched_lines_on_its_own() -> None:
+def test_a_line_carries_the_ids_of_the_current_span() -> None:
     stream = io.BytesIO()
-    configure_logging("scoring", "2.0.0", stream=stream, batch_seconds=0.05)
-    structlog.get_logger().info("later", customer_id=42)
-
-    (line,) = wait_for_lines(stream, 1)
-    assert line["event"] == "later"
-    assert line["customer_id"] == hash_customer_id(42), "redacted on the writer's thread too"
-
-
-def test_a_forked_child_starts_a_writer_of_its_own() -> None:
-    earlier = set(threading.enumerate())  # other tests' writers, stopped or not yet
-    stream = io.BytesIO()
-    configure_logging("scoring", "2.0.0", stream=stream, batch_seconds=60)
-    structlog.get_logger().info("in the parent")  # starts the writer, which waits a minute
-    (started,) = threads_named("obslab-log-writer", besides=earlier)
-
-    def child() -> bool:
-        before = threads_named("obslab-log-writer")
-        structlog.get_logger().info("in the child")
-        return before == [] and len(threads_named("obslab-log-writer")) == 1
-
-    assert succeeds_in_fork(child)
-    structlog.get_logger().info("in the parent again")
-    assert threads_named("obslab-log-writer", besides=earlier) == [started], (
-        "no second writer in the process that has one"
-    )
-
-
-def test_a_full_queue_wakes_the_writer_before_its_time() -> None:
-    stream = io.BytesIO()
-    configure_logging("scoring", "2.0.0", stream=stream, batch_seconds=60)
-    for n in range(1100):
-        structlog.get_logger().info("burst", n=n)
-
-    written = wait_for_lines(stream, 1024)
-    assert len(written) >= 1024
-    assert [line["n"] for line in written] == list(range(len(written)))
-
-
-def test_lines_from_many_threads_are_all_written_each_in_its_order() -> None:
-    stream = io.BytesIO()
-    configure_logging("scoring", "2.0.0", stream=stream, batch_seconds=0.01)
-
-    def log(thread: int) -> None:
-        for n in range(200):
-            structlog.get_logger().info("line", thread=thread, n=n)
-
-    threads = [threading.Thread(target=log, args=(thread,)) for thread in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    flush_logs()
-
-    written = lines(stream)
-    assert len(written) == 800
-    for thread in range(4):
-        assert [line["n"] for line in written if line["thread"] == thread] == list(range(200))
-
-
-def test_a_batched_exception_is_the_one_handled_when_it_was_logged() -> None:
-    stream = io.BytesIO()
-    configure_logging("scoring", "2.0.0", stream=stream, batch_seconds=60)
-    try:
-        raise KeyError("missing")
-    except KeyError:
-        structlog.get_logger().exception("failed")
-    flush_logs()  # rendered here, where no exception is being handled
+    configure_logging("scoring", "2.0.0", stream=stream)
+    provider = TracerProvider()
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("outer"), tracer.start_as_current_span("inner") as inner:
+        structlog.get_logger().info("inside")
 
     (line,) = lines(stream)
-    (exception,) = line["exception"]
-    assert exception["exc_type"] == "KeyError"
+    assert line["trace_id"] == format(inner.get_span_context().trace_id, "032x")
+    assert line["span_id"] == format(inner.get_span_context().span_id, "016x")
 
 
-def test_reconfiguring_writes_what_the_old_writer_held(tmp_path: Path) -> None:
-    old = tmp_path / "old.jsonl"
-    configure_logging("scoring", "1.0.0", log_file=old, batch_seconds=60)
-    structlog.get_logger().info("held")
-    configure_logging("scoring", "2.0.0", stream=io.BytesIO())
-
-    (line,) = (orjson.loads(line) for line in old.read_bytes().splitlines())
-    assert line["event"] == "held"
-
-
-def test_a_line_that_cannot_be_rendered_is_reported_and_the_next_still_written() -> None:
+def test_a_line_with_keys_that_are_not_text_still_renders() -> None:
     stream = io.BytesIO()
-    configure_logging("scoring", "2.0.0", stream=stream, batch_seconds=60)
-    structlog.get_logger().info("odd", payload={1: "a key JSON cannot hold"})
-    structlog.get_logger().info("fine")
-    flush_logs()
+    configure_logging("scoring", "2.0.0", stream=stream)
+    structlog.get_logger().info("odd", payload={1: "a", "nested": object()})
 
-    odd, fine = lines(stream)
-    assert odd["event"] == "log line not rendered"
-    assert odd["logged_event"] == "odd"
-    assert odd["error"] == "TypeError"
-    assert "a key JSON cannot hold" not in stream.getvalue().decode()
-    assert fine["event"] == "fine"
+    (line,) = lines(stream)
+    assert line["payload"]["1"] == "a"
+    assert line["payload"]["nested"].startswith("<object object")
 
 
-def test_a_writer_that_falls_behind_has_the_logging_thread_write(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # No writer thread runs, as if it were stuck in a write to a pipe nobody reads.
-    monkeypatch.setattr(logging_module._LineWriter, "_start_thread", lambda self: None)
-    stream = io.BytesIO()
-    configure_logging("scoring", "2.0.0", stream=stream, batch_seconds=60)
-    most = logging_module._MOST_QUEUED
-    for n in range(most - 1):
-        structlog.get_logger().info("queued", n=n)
-    assert stream.getvalue() == b""
-
-    structlog.get_logger().info("queued", n=most - 1)
-
-    # The caller wrote what had queued (behind the writer's lock, so it waits for a stuck
-    # output) rather than letting the queue grow.
-    assert [line["n"] for line in lines(stream)] == list(range(most))
+def test_the_logging_module_loads_no_part_of_the_opentelemetry_sdk() -> None:
+    """The oncall receiver and the CLI log through it without tracing."""
+    code = (
+        "import sys, app.logs; "
+        "print(sorted(m for m in sys.modules if m.startswith('opentelemetry.sdk')))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert loaded.strip() == "[]"

@@ -72,7 +72,7 @@ def test_a_prediction_is_binned_per_feature_and_score(
     assert sample(registry, "model_prediction_score_sum") == pytest.approx(0.65)
 
 
-def test_inputs_are_read_when_observed_though_counted_later(
+def test_inputs_are_counted_as_observed_whatever_the_caller_does_next(
     model: ModelMetrics, registry: CollectorRegistry
 ) -> None:
     features: dict[str, float | None] = {"income": 60_000.0, "age": 25.0}

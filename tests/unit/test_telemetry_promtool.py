@@ -8,12 +8,13 @@ import subprocess
 import pytest
 from flask import Flask
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry
 
 from app.model.baseline import Baseline, BinEdges
 from app.settings import SERVICE_DEFAULTS
 from app.telemetry import DependencyMetrics, ModelMetrics, init_app
-from app.telemetry.tracing import spans_dropped_counter
+from app.telemetry.tracing import counted_batch_processor
 
 pytestmark = pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not on PATH")
 
@@ -32,7 +33,7 @@ def test_promtool_accepts_the_exposition(
     model.observe_inputs({"income": 1.0})
     model.observe_prediction(0.4, "approve")
     DependencyMetrics(registry, "features").observe("ok", 0.02)
-    spans_dropped_counter(registry)
+    counted_batch_processor(InMemorySpanExporter(), registry).shutdown()
     client = app.test_client()
     client.get("/nowhere")
     exposition = client.get("/metrics").data

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -11,7 +12,6 @@ from pathlib import Path
 
 import orjson
 import pytest
-import requests
 from flask import Flask
 from google.protobuf import json_format
 from opentelemetry import trace
@@ -35,12 +35,11 @@ from opentelemetry.trace.span import TraceState
 from prometheus_client import CollectorRegistry
 from werkzeug.serving import make_server
 
+from app.scoring.features_client import ROUTE, FeaturesClient
 from app.settings import SERVICE_DEFAULTS
 from app.telemetry import EXTENSION_KEY, build_tracer_provider, init_app, read_spans
 from app.telemetry.otlp_json import OtlpJsonFileExporter, encode_request
-from app.telemetry.outgoing import client_span
-from app.telemetry.spans import FinishedSpan, start_span, step
-from app.telemetry.tracing import DropCountingBatchSpanProcessor, spans_dropped_counter
+from app.telemetry.tracing import counted_batch_processor
 
 OTLP_ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 
@@ -124,7 +123,7 @@ REMOTE_CALLER = SpanContext(
 
 
 def encoded_as_protobuf(spans: Sequence[ReadableSpan]) -> ExportTraceServiceRequest:
-    """What our OTLP-JSON encoder writes for ``spans``, read back as the protobuf message."""
+    """What the OTLP-JSON file holds for ``spans``, read back as the protobuf message."""
     return json_format.ParseDict(
         with_base64_ids(orjson.loads(encode_request(spans))), ExportTraceServiceRequest()
     )
@@ -153,35 +152,6 @@ def test_encoding_agrees_with_the_sdk_protobuf_encoder(
     ours = encoded_as_protobuf(spans)
 
     assert ours == encode_spans(spans)
-
-
-def test_obslab_s_own_spans_encode_as_the_sdk_protobuf_encoder_encodes_them(
-    tracer_provider: TracerProvider, span_exporter: InMemorySpanExporter
-) -> None:
-    # A light span's finished copy hands the encoder its fields as they are, a path of its
-    # own: it must say what the properties say.
-    tracer = tracer_provider.get_tracer("scope", "1.2.3")
-    request = start_span(
-        tracer,
-        "POST /predict",
-        context=trace.set_span_in_context(NonRecordingSpan(REMOTE_CALLER)),
-        kind=SpanKind.SERVER,
-        attributes={"http.route": "/predict", "retries": 2, "score": 0.5, "ok": True},
-    )
-    with trace.use_span(request, end_on_exit=True):
-        with pytest.raises(ValueError), step(tracer, "inference") as inference:
-            inference.set_attribute("features", ["income", "age"])
-            raise ValueError("model failed")
-        with step(tracer, "feature_lookup", kind=SpanKind.CLIENT):
-            pass
-    spans = span_exporter.get_finished_spans()
-    assert [span.name for span in spans] == ["inference", "feature_lookup", "POST /predict"]
-    assert all(isinstance(span, FinishedSpan) for span in spans)
-
-    ours = encoded_as_protobuf(spans)
-
-    assert ours == encode_spans(spans)
-    assert ours.resource_spans[0].scope_spans[0].spans[0].events[0].name == "exception"
 
 
 def test_equal_values_of_other_types_keep_their_types(
@@ -328,11 +298,7 @@ def dropped(registry: CollectorRegistry, reason: str) -> float | None:
 @pytest.mark.parametrize("raises", [False, True], ids=["failure", "exception"])
 def test_spans_of_failed_exports_are_counted(registry: CollectorRegistry, raises: bool) -> None:
     provider = TracerProvider(shutdown_on_exit=False)
-    provider.add_span_processor(
-        DropCountingBatchSpanProcessor(
-            FailingExporter(raises=raises), spans_dropped_counter(registry)
-        )
-    )
+    provider.add_span_processor(counted_batch_processor(FailingExporter(raises=raises), registry))
     for name in ("a", "b", "c"):
         provider.get_tracer("test").start_span(name).end()
     provider.force_flush()
@@ -344,9 +310,9 @@ def test_spans_of_failed_exports_are_counted(registry: CollectorRegistry, raises
 
 def test_spans_beyond_a_full_queue_are_counted(registry: CollectorRegistry) -> None:
     exporter = BlockingExporter()
-    processor = DropCountingBatchSpanProcessor(
+    processor = counted_batch_processor(
         exporter,
-        spans_dropped_counter(registry),
+        registry,
         max_queue_size=2,
         max_export_batch_size=2,
         schedule_delay_millis=60_000,
@@ -367,6 +333,30 @@ def test_spans_beyond_a_full_queue_are_counted(registry: CollectorRegistry) -> N
     assert dropped(registry, "export_failed") == 0
 
 
+def test_a_shut_down_processor_counts_what_it_is_still_given(registry: CollectorRegistry) -> None:
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(counted_batch_processor(InMemorySpanExporter(), registry))
+    tracer = provider.get_tracer("test")
+    provider.shutdown()
+    tracer.start_span("late").end()
+
+    assert dropped(registry, "already_shutdown") == 1
+
+
+def test_the_sdk_s_drop_count_can_be_switched_off(
+    registry: CollectorRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The operator's word on OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED stands."""
+    monkeypatch.setenv("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", "false")
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(counted_batch_processor(InMemorySpanExporter(), registry))
+    provider.shutdown()
+    provider.get_tracer("test").start_span("late").end()
+
+    assert os.environ["OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED"] == "false"
+    assert dropped(registry, "already_shutdown") == 0
+
+
 class SampledByName(Sampler):
     """Records every span, and samples those whose name says so."""
 
@@ -381,20 +371,14 @@ class SampledByName(Sampler):
 def test_only_sampled_spans_are_exported(registry: CollectorRegistry) -> None:
     exporter = InMemorySpanExporter()
     provider = TracerProvider(sampler=SampledByName(), shutdown_on_exit=False)
-    provider.add_span_processor(
-        DropCountingBatchSpanProcessor(exporter, spans_dropped_counter(registry))
-    )
+    provider.add_span_processor(counted_batch_processor(exporter, registry))
     tracer = provider.get_tracer("test")
     for name in ("sampled", "recorded only"):
-        tracer.start_span(f"{name} by the SDK").end()
-        start_span(tracer, f"{name}, light").end()
+        tracer.start_span(name).end()
     provider.force_flush()
     provider.shutdown()
 
-    assert sorted(span.name for span in exporter.get_finished_spans()) == [
-        "sampled by the SDK",
-        "sampled, light",
-    ]
+    assert [span.name for span in exporter.get_finished_spans()] == ["sampled"]
 
 
 @contextmanager
@@ -429,17 +413,11 @@ def test_a_call_between_services_is_one_trace(span_exporter: InMemorySpanExporte
         return {"late_payments": 0}
 
     with serving(features) as features_url:
+        client = FeaturesClient(features_url, tracer=scoring.extensions[EXTENSION_KEY].tracer)
 
         @scoring.post("/predict")
-        def predict() -> dict[str, int]:
-            tracer = scoring.extensions[EXTENSION_KEY].tracer
-            lookup, headers = client_span(
-                tracer, "feature_lookup", method="GET", route="/customers/<id>", peer="features"
-            )
-            with lookup:
-                url = f"{features_url}/customers/7/features"
-                response = requests.get(url, headers=headers, timeout=5)
-            return response.json()
+        def predict() -> dict[str, float | None]:
+            return {"late_payments": client.history(98765)["late_payments"]}
 
         assert scoring.test_client().post("/predict").json == {"late_payments": 0}
 
@@ -451,7 +429,10 @@ def test_a_call_between_services_is_one_trace(span_exporter: InMemorySpanExporte
     assert scoring_server.parent is None
     assert lookup.parent.span_id == scoring_server.context.span_id
     assert lookup.kind is SpanKind.CLIENT
-    assert "7" not in str(dict(lookup.attributes)), "no customer id in the client span"
+    assert lookup.attributes["url.template"] == ROUTE
+    assert lookup.attributes["http.response.status_code"] == 200
+    texts = [value for value in lookup.attributes.values() if isinstance(value, str)]
+    assert not [text for text in texts if "98765" in text], "no customer id in the client span"
     assert features_server.parent.span_id == lookup.context.span_id
     assert features_server.parent.is_remote
     assert features_server.resource.attributes["service.name"] == "features"
