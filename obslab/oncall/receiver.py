@@ -31,8 +31,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from app import errors
 from app.errors import RequestError
+from app.logs import configure_logging
 from app.settings import from_prefixed_env, state_dir
-from app.telemetry import configure_logging
 from obslab.errors import ObslabError
 from obslab.oncall import deadman, runbook, state
 from obslab.oncall.alertmanager import AlertmanagerReader, AlertmanagerUnavailable, Snapshot
