@@ -48,7 +48,6 @@ _FILTERS = ("alertname", "status", "kind", "state")
 # Prometheus requires alert names to be metric names.
 _ALERTNAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 
-log = structlog.get_logger()
 routes = Blueprint("oncall", __name__)
 
 
@@ -169,7 +168,7 @@ def _oncall() -> _Oncall:
 
 def _reject(reason: RejectReason, status: int, message: str, field: str) -> Response:
     _oncall().metrics.rejected.labels(reason).inc()
-    log.warning("webhook_rejected", reason=reason, field=field)
+    _log().warning("webhook_rejected", reason=reason, field=field)
     response = jsonify(RequestError(status, message, field).body())
     response.status_code = status
     return response
@@ -215,12 +214,12 @@ def webhook() -> ResponseReturnValue:
     try:
         stored = oncall.store.add(alerts)
     except sqlite3.Error:
-        log.exception("page_store_failed", alerts=len(alerts))
+        _log().exception("page_store_failed", alerts=len(alerts))
         # A 5xx makes Alertmanager retry the notification later; a 4xx would drop it.
         return jsonify(error="pages cannot be stored right now"), 503
     for alert in stored:
         oncall.metrics.notifications.labels(alert.status).inc()
-        log.info(
+        _log().info(
             "page_stored",
             alertname=alert.alertname,
             status=alert.status,
@@ -252,11 +251,11 @@ def watchdog() -> ResponseReturnValue:
         try:
             oncall.switch.arrived()
         except sqlite3.Error:
-            log.exception("watchdog_store_failed")
+            _log().exception("watchdog_store_failed")
             return jsonify(error="the Watchdog cannot be recorded right now"), 503
         oncall.metrics.watchdogs.inc()
     else:
-        log.warning("watchdog_resolved")
+        _log().warning("watchdog_resolved")
     return {"received": len(alerts), "heartbeat": heartbeat}
 
 
@@ -288,7 +287,7 @@ def _snapshot() -> tuple[Snapshot | None, str | None]:
     try:
         return reader.snapshot(), None
     except AlertmanagerUnavailable as error:
-        log.warning("alertmanager_unavailable", error=str(error))
+        _log().warning("alertmanager_unavailable", error=str(error))
         return None, f"Alertmanager at {reader.base_url} cannot be asked"
 
 
@@ -351,7 +350,7 @@ def readyz() -> ResponseReturnValue:
     try:
         _oncall().store.check()
     except sqlite3.Error:
-        log.exception("readiness_check_failed")
+        _log().exception("readiness_check_failed")
         return jsonify(error="the pages database cannot be read"), 503
     return {"status": "ready"}
 
@@ -359,3 +358,9 @@ def readyz() -> ResponseReturnValue:
 @routes.get("/metrics")
 def metrics() -> ResponseReturnValue:
     return Response(_oncall().metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def _log() -> structlog.typing.FilteringBoundLogger:
+    # Taken where it is used, never at import: loggers are cached on first use, and one cached
+    # before create_app() configured logging would keep writing where it was first configured.
+    return structlog.get_logger("obslab.oncall")
