@@ -726,7 +726,7 @@ def _deploy_regressions(config: Profile) -> list[dict]:
             _record(
                 f"{part}:cleared",
                 _lines(
-                    f"max by ({_DEPLOY}, reason) (",
+                    f"group by ({_DEPLOY}, reason) (",
                     "\nor\n".join(_promql(branch) for branch in explained),
                     ")",
                 ),
