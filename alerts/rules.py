@@ -57,7 +57,7 @@ LAST_DEPLOY = (
     "{{ with .Labels.previous_version }}, replacing {{ . }}{{ end }}), "
     "{{ .Value | humanizeDuration }} ago"
     '{{ range $i, $cleared := query "obslab:app_deploy_clearance:reason" | sortByLabel "reason" }}'
-    '{{ if $i }}, {{ else }}; not blamed: {{ end }}{{ $cleared.Labels.reason }}{{ end }}'
+    "{{ if $i }}, {{ else }}; not blamed: {{ end }}{{ $cleared.Labels.reason }}{{ end }}"
     ".{{ end }}{{ else }}No deploy recorded.{{ end }}"
 )
 
@@ -157,6 +157,7 @@ _INPUT_BINS = 10
 #: The applicant features scoring counts per bin (app.model.data.APPLICANT_FEATURES and the
 #: enriched ones): a chi-square test per feature, so the significance is split between them.
 _INPUT_FEATURES = 7
+
 
 def ks_coefficient(alpha: float) -> float:
     """c(alpha) of the two-sample Kolmogorov-Smirnov test: a distance above
@@ -418,7 +419,14 @@ def _compared_figures(config: Profile) -> list[dict]:
         elif "model" in keys:
             copied = "version, previous_version, commit, model_version"
 
-        def joined(info: str, figure: str, keep_ref: bool = False) -> str:
+        def joined(
+            info: str,
+            figure: str,
+            keep_ref: bool = False,
+            keys: str = keys,
+            ref_keys: str = ref_keys,
+            copied: str = copied,
+        ) -> str:
             relabelled = _as_reference(figure, with_model="model" in keys)
             if "model" in keys:
                 body = _lines(
@@ -548,7 +556,8 @@ def _statistics(config: Profile) -> list[dict]:
                 """,
             ),
         ]
-    for prefix, one, other in (("", "after", "before"), ("prior_", "prior_recent", "prior_baseline")):
+    pairs = (("", "after", "before"), ("prior_", "prior_recent", "prior_baseline"))
+    for prefix, one, other in pairs:
         records += [
             _record(
                 f"{score}:{prefix}ks_distance",
@@ -574,8 +583,10 @@ def _statistics(config: Profile) -> list[dict]:
             f"""
             sum without (bin) (
                 (
-                    {inputs}:after * ignoring (bin) group_left () deploy:model_feature:samples_before
-                  - {inputs}:before * ignoring (bin) group_left () deploy:model_feature:samples_after
+                    {inputs}:after
+                    * ignoring (bin) group_left () deploy:model_feature:samples_before
+                  - {inputs}:before
+                    * ignoring (bin) group_left () deploy:model_feature:samples_after
                 ) ^ 2
               / (
                   ({inputs}:after + {inputs}:before > 0)
@@ -606,7 +617,7 @@ def _outside_causes(config: Profile) -> list[dict]:
 
     def because(expr: str, reason: str, source: str, affects: str) -> str:
         return _lines(
-            'label_replace(label_replace(max by (job, dependency) (',
+            "label_replace(label_replace(max by (job, dependency) (",
             _promql(expr),
             f'), "reason", "{reason}", "{source}", "(.*)"), "affects", "{affects}", "", "")',
         )
@@ -731,7 +742,10 @@ def _deploy_regressions(config: Profile) -> list[dict]:
                     ")",
                 ),
             ),
-            _record(f"{part}:unexplained", f"{part}:regression unless on ({_DEPLOY}) {part}:cleared"),
+            _record(
+                f"{part}:unexplained",
+                f"{part}:regression unless on ({_DEPLOY}) {part}:cleared",
+            ),
             # Shown no worse than its reference, beyond chance: a release that served cleanly
             # and regresses later met something else, and a release convicted before it is
             # fixed by this one.
@@ -773,7 +787,7 @@ def _deploy_regressions(config: Profile) -> list[dict]:
     records.append(
         _record(
             "obslab:app_deploy_clearance:reason",
-            f"""
+            """
             group by (reason) (
               (
                    deploy:http_request_errors:cleared
@@ -832,7 +846,7 @@ def _deploy_alerts(config: Profile, z: str) -> list[dict]:
     shift_description = deployed + _Text(
         "scores unlike its reference "
         + reference
-        + " did: a binned Kolmogorov-Smirnov distance of {{ $value | printf \"%.2f\" }} "
+        + ' did: a binned Kolmogorov-Smirnov distance of {{ $value | printf "%.2f" }} '
         "between their scores over the last @window, beyond both @floor and the chance bound "
         + _query_value("deploy:model_prediction_score:ks_chance_bound{job=%q}", 'printf "%.2f"')
         + " for the predictions behind it (median "
@@ -870,9 +884,7 @@ def _deploy_alerts(config: Profile, z: str) -> list[dict]:
                 + z_of("deploy:http_request_errors:z_score")
                 + ", convicted above @z. No failing dependency, down target or rise on the "
                 "previous release explains it. Roll back: `obslab deploy rollback`."
-            ).substitute(
-                window=comparison, margin=error_margin, z=shown_z, baseline=baseline
-            ),
+            ).substitute(window=comparison, margin=error_margin, z=shown_z, baseline=baseline),
         ),
         _alert(
             config,
