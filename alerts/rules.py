@@ -356,16 +356,18 @@ def _deploys_and_references(config: Profile) -> list[dict]:
             unless on ({_RELEASE}) ({convicted})
             """,
         ),
-        # The reference: the release proven good most recently, other than the newest; the
-        # previous release if none was (a deploy soon after the stack started). A newest
-        # release proven good before (a rollback to it) is not judged at all.
+        # The reference: the release proven good most recently, other than the newest; else
+        # the release live most recently that was never convicted (a deploy soon after the
+        # stack started). A convicted release is no reference: judged against it, a rollback
+        # would look like a regression. A newest release proven good before (a rollback to
+        # it) is not judged at all.
         _record(
             "deploy:release_reference:info",
             f"""
             (
               {_prior_release("job_version:app_build:proven", memory)}
               or on (job)
-              {_prior_release("job_version:app_build:live", memory)}
+              {_prior_release("job_version:app_build:live", memory, unless=convicted)}
             )
             unless on ({_RELEASE}) last_over_time(job_version:app_build:proven[{memory}])
             """,
@@ -378,14 +380,18 @@ def _deploys_and_references(config: Profile) -> list[dict]:
     ]
 
 
-def _prior_release(series: str, memory: str) -> str:
+def _prior_release(series: str, memory: str, unless: str = "") -> str:
     """The newest deploy of each job, labelled ``ref_version`` and ``ref_model_version`` with
-    the release other than its own whose ``series`` (a time) was set most recently."""
+    the release other than its own (and other than those ``unless`` lists) whose ``series``
+    (a time) was set most recently."""
     newest = "deploy:app_deploy_age_seconds:recent"
+    candidates = f"last_over_time({series}[{memory}]) unless on ({_RELEASE}) {newest}"
+    if unless:
+        candidates = f"{candidates} unless on ({_RELEASE}) ({unless})"
     prior = f"""
     label_replace(
       label_replace(
-        topk by (job) (1, last_over_time({series}[{memory}]) unless on ({_RELEASE}) {newest}),
+        topk by (job) (1, {candidates}),
         "ref_version", "$1", "version", "(.*)"
       ),
       "ref_model_version", "$1", "model_version", "(.*)"
@@ -708,6 +714,7 @@ def _deploy_regressions(config: Profile) -> list[dict]:
     onset = _number(config.seconds("deploy.onset_window"))
     hold = config.duration("deploy.for")
     memory = config.duration("deploy.onset_window")
+    references = config.duration("deploy.memory")
     records = []
     for signal, (regressed, prior, prior_reason, acquit, affects) in conditions.items():
         part = f"deploy:{signal}"
@@ -750,6 +757,10 @@ def _deploy_regressions(config: Profile) -> list[dict]:
             # and regresses later met something else, and a release convicted before it is
             # fixed by this one.
             _record(f"{part}:clean", acquit),
+            # Acquitted: nothing to judge the newest release against, or it is clean, or it
+            # is a rollback (a release an earlier deploy of the job was judged against). A
+            # rollback's scores need not be closer to its reference than the floor, beyond
+            # chance, to end the page of the release it undoes.
             _record(
                 f"{part}:acquitted",
                 f"""
@@ -758,6 +769,17 @@ def _deploy_regressions(config: Profile) -> list[dict]:
                   unless on (job) deploy:release_reference:info
                 )
                 or group by (job) ({part}:clean)
+                or group by (job) (
+                  label_replace(
+                    label_replace(
+                      deploy:app_deploy_age_seconds:recent,
+                      "ref_version", "$1", "version", "(.*)"
+                    ),
+                    "ref_model_version", "$1", "model_version", "(.*)"
+                  )
+                  and on (job, ref_version, ref_model_version)
+                  last_over_time(deploy:release_reference:info[{references}])
+                )
                 """,
             ),
             # Convicted within the onset window, then for as long as the regression lasts;
