@@ -951,8 +951,8 @@ def _deploy_alerts(config: Profile, z: str) -> list[dict]:
             severity="page",
             summary=shift_summary,
             description=shift_description
-            + "Decisions follow the scores: roll back (`obslab deploy rollback`); if the "
-            "shift is intended, deploy with `--expect-shift` next time.",
+            + "Decisions follow the scores: roll back (`obslab deploy rollback`) unless the "
+            "shift is intended.",
         ),
         _alert(
             config,
@@ -967,7 +967,7 @@ def _deploy_alerts(config: Profile, z: str) -> list[dict]:
             severity="ticket",
             summary=shift_summary + " (an intended shift)",
             description=shift_description
-            + "The deploy said it means to move scores (`obslab deploy --expect-shift`): "
+            + "The release declares the shift intended (`app_expected_score_shift`): "
             "check that the new distribution is the intended one, and that decisions still "
             "follow policy.",
         ),
