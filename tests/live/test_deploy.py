@@ -2,8 +2,8 @@
 (or not) by the alert rules, as the on-call engineer's pages show.
 
 The tests run in order on the session's one stack: a good release, the erroring release and
-its rollback, a miscalibrated canary and its rollback, errors that began before a deploy, then
-a dependency that fails after a clean deploy.
+its rollback, a miscalibrated canary and its rollback, a model-only deploy of that model and its
+rollback, errors that began before a deploy, then a dependency that fails after a clean deploy.
 The module's fixture puts back the initial release and waits until the alerts have resolved.
 """
 
@@ -212,6 +212,32 @@ def test_a_miscalibrated_canary_shifts_predictions_and_raises_no_error(stack) ->
 
     assert _scoring_release(stack) == ("1.1.0", "m2")
     _wait_for_page(stack, since, "DeployPredictionShift", "resolved", version="1.4.0")
+
+
+def test_a_model_only_deploy_of_the_miscalibrated_model_is_blamed_by_name(stack) -> None:
+    """`obslab deploy 1.1.0 --model m3`: the code stays, the model changes. The scores carry
+    the release, so the page names m3 from the deploy's first scrapes; deploying m2 again
+    resolves it (`deploy rollback` goes back to a version, and here the version stayed)."""
+    since = time.time()
+    with _in_stack(stack):
+        deploy.deploy("1.1.0", model="m3")
+    try:
+        page = _wait_for_page(
+            stack,
+            since,
+            "DeployPredictionShift",
+            version="1.1.0",
+            previous_version="1.1.0",
+            model_version="m3",
+        )
+        assert page["labels"]["severity"] == "page"
+        assert _pages(stack, since, "DeployErrorRegression") == []
+    finally:
+        with _in_stack(stack):
+            deploy.deploy("1.1.0", model="m2")
+
+    assert _scoring_release(stack) == ("1.1.0", "m2")
+    _wait_for_page(stack, since, "DeployPredictionShift", "resolved", model_version="m3")
 
 
 def test_errors_that_began_before_a_deploy_are_not_blamed_on_it(stack) -> None:
