@@ -1309,8 +1309,7 @@ def _performance_alerts(config: Profile) -> list[dict]:
     accuracy_window = config.duration("accuracy.window")
     accuracy_for = config.duration("accuracy.for")
     enough = (
-        "and on (model_version) obslab:model_feedback_outcomes:increase"
-        f" >= {_number(min_feedback)}"
+        f"and on (model_version) obslab:model_feedback_outcomes:increase >= {_number(min_feedback)}"
     )
     feedback_window = config.duration("feedback.window")
     min_coverage = config.fraction("feedback.min_coverage")

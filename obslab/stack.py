@@ -252,7 +252,7 @@ def _start(
     _check_ports(todo)
 
     profile = stack.profile(topology.profile)
-    _write_atomic(layout.rules_file, render.render_rules(profile))
+    _write_atomic(layout.rules_file, render.render_rules(profile, render.runbook_base_url(stack)))
     _write_atomic(layout.prometheus_config, render.render_prometheus(stack, profile, layout))
     _write_atomic(layout.alertmanager_config, render.render_alertmanager(stack, profile, layout))
     write_topology(layout.stack_file, topology)
@@ -321,7 +321,13 @@ def _stages(
                     stack.oncall,
                     "oncall",
                     stack.oncall.port,
-                    {**lab, "OBSLAB_ONCALL_TOKEN": secrets_.oncall_token},
+                    {
+                        **lab,
+                        "OBSLAB_ONCALL_TOKEN": secrets_.oncall_token,
+                        "OBSLAB_WATCHDOG_TIMEOUT_SECONDS": str(
+                            render.watchdog_timeout_seconds(stack.profile(topology.profile))
+                        ),
+                    },
                     layout,
                 )
             ],
