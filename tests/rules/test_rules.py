@@ -521,3 +521,198 @@ def test_prod_profile_paces_rules_for_a_real_deployment() -> None:
     assert {rule["alert"] for rule in alerting_rules("prod")} == {
         rule["alert"] for rule in alerting_rules("demo")
     }
+    prod = load_profile("prod")
+    assert prod.seconds("feedback.window") == 7 * 86400
+    assert prod.seconds("drift.window") == 6 * 3600
+
+
+def test_a_5x_burn_for_8_hours_opens_a_ticket(tmp_path: Path) -> None:
+    """2.5% of requests fail for 8 hours after 16 healthy ones: a 5x burn of the 99.5% SLO,
+    under HighErrorRate's 5% and under every page tier. Over the last day the burn averages
+    1.7, under the gradual tier's 3; over three days (all the lab has run) 1.7 too, and 5 over
+    the last 6 hours: the chronic tier opens a ticket. The demo profile's rules, evaluated
+    every minute rather than every 5s: a day of 5s evaluations is too slow for a unit test."""
+    groups = {group["name"]: group for group in build_rules("demo")["groups"]}
+    service = {**groups["obslab-service"], "interval": "1m"}
+    rules = tmp_path / "service.rules.yml"
+    rules.write_text(yaml.safe_dump({"groups": [service]}), encoding="utf-8")
+    requests = 'http_requests_total{job="scoring",instance="127.0.0.1:8100",route="/predict",method="POST",version="1.1.0"'  # noqa: E501
+    minutes_healthy, minutes_burning = 16 * 60, 8 * 60
+    ok = f"0+600x{minutes_healthy} {600 * minutes_healthy + 585}+585x{minutes_burning}"
+    failed = f"0x{minutes_healthy} 15+15x{minutes_burning}"
+    burn = 'ALERTS{alertname="ErrorBudgetBurn",alertstate="firing"'
+    cases = [
+        {"expr": f"count({burn}}})", "eval_time": "16h", "exp_samples": []},
+        {
+            "expr": "round(job:slo_burn_rate:chronic_short, 0.01)",
+            "eval_time": "24h",
+            "exp_samples": [{"labels": '{job="scoring"}', "value": 5}],
+        },
+        {
+            "expr": "round(job:slo_burn_rate:gradual_long, 0.01)",
+            "eval_time": "24h",
+            "exp_samples": [{"labels": '{job="scoring"}', "value": 1.67}],
+        },
+        {
+            "expr": f"{burn}}}",
+            "eval_time": "24h",
+            "exp_samples": [
+                {
+                    "labels": f'{burn},job="scoring",severity="ticket",window="chronic"}}',
+                    "value": 1,
+                }
+            ],
+        },
+        {"expr": 'ALERTS{alertname="HighErrorRate"}', "eval_time": "24h", "exp_samples": []},
+    ]
+    test_file = tmp_path / "burn.yml"
+    test_file.write_text(
+        yaml.safe_dump(
+            {
+                "rule_files": [rules.name],
+                "evaluation_interval": "1m",
+                "tests": [
+                    {
+                        "interval": "1m",
+                        "input_series": [
+                            {"series": requests + ',status="200"}', "values": ok},
+                            {"series": requests + ',status="503"}', "values": failed},
+                        ],
+                        "promql_expr_test": cases,
+                    }
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
+    result = promtool("test", "rules", test_file.name, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_slo_has_the_workbooks_four_tiers(profile: str) -> None:
+    config = load_profile(profile)
+    by_name: dict[str, dict[str, dict]] = {}
+    for rule in alerting_rules(profile):
+        if rule["alert"] in ("ErrorBudgetBurn", "LatencyBudgetBurn"):
+            by_name.setdefault(rule["alert"], {})[rule["labels"]["window"]] = rule
+    assert set(by_name) == {"ErrorBudgetBurn", "LatencyBudgetBurn"}
+    expected = {"fast": (14.4, "page"), "slow": (6, "page"), "gradual": (3, "ticket")}
+    expected["chronic"] = (1, "ticket")
+    for tiers in by_name.values():
+        assert tuple(tiers) == SLO_TIERS
+        for tier, (burn_rate, severity) in expected.items():
+            assert config.number(f"slo.{tier}.burn_rate") == burn_rate
+            assert tiers[tier]["labels"]["severity"] == severity
+            assert f"> {burn_rate:g}\n" in tiers[tier]["expr"]
+            if profile != "test":  # its windows are compressed to fit a live test
+                long = config.seconds(f"slo.{tier}.long_window")
+                assert long == 12 * config.seconds(f"slo.{tier}.short_window")
+                assert long == {"fast": 3600, "slow": 21600, "gradual": 86400}.get(tier, 259200)
+    records = {
+        rule["record"]
+        for group in build_rules(profile)["groups"]
+        for rule in group["rules"]
+        if "record" in rule
+    }
+    for level, slo in (("job", "slo_burn_rate"), ("job_route", "slo_latency_burn_rate")):
+        assert f"{level}:{slo}:current" in records
+        for tier in SLO_TIERS:
+            assert {f"{level}:{slo}:{tier}_long", f"{level}:{slo}:{tier}_short"} <= records
+    assert "job:slo_availability_error_budget:remaining" in records
+    assert "job_route:slo_latency_error_budget:remaining" in records
+
+
+def test_every_sli_ratio_and_gate_counts_only_the_apis_own_traffic() -> None:
+    """/metrics, health checks and the admin API stay out of every SLI, ratio and rate gate of
+    the service, model and meta groups (the deploy group's own figures are the deploy rules')."""
+    api = load_profile("demo").text("selectors.api_traffic")
+    for profile in PROFILES:
+        for group in build_rules(profile)["groups"]:
+            if group["name"] == "obslab-deploys":
+                continue
+            for rule in group["rules"]:
+                for selector in re.findall(r"http_request\w*\{([^}]*)\}", rule["expr"]):
+                    assert api in selector, (rule.get("record") or rule.get("alert"), selector)
+
+
+def test_runbook_links_point_at_the_running_stacks_oncall(tmp_path: Path) -> None:
+    native = load_stack(port_offset=24000)
+    rendered = yaml.safe_load(
+        render.render_rules(native.profile("test"), render.runbook_base_url(native))
+    )
+    composed = yaml.safe_load(compose.rendered_files()[compose.RULES])
+    for document, base in (
+        (rendered, f"http://127.0.0.1:{native.oncall.port}/runbook"),
+        (composed, f"http://localhost:{load_stack().oncall.port}/runbook"),
+    ):
+        links = [rule["annotations"]["runbook_url"] for rule in alerting_rules_of(document)]
+        assert links
+        assert all(link == f"{base}#{link.partition('#')[2]}" for link in links)
+    assert native.oncall.port == 8002 + 24000
+
+
+def test_drift_pages_and_performance_tickets_when_configured(tmp_path: Path) -> None:
+    def change(document: dict) -> None:
+        document["defaults"]["severity"] = {"drift": "page", "performance": "ticket"}
+
+    severities: dict[str, set[str]] = {}
+    for rule in alerting_rules_of(build_rules("demo", _thresholds_with(tmp_path, change))):
+        severities.setdefault(rule["alert"], set()).add(rule["labels"]["severity"])
+    assert severities["FeatureDrift"] == {"ticket", "page"}
+    assert severities["PredictionDrift"] == {"ticket", "page"}
+    assert severities["DatasetDrift"] == {"page"}
+    assert severities["ModelAccuracyDrop"] == {"ticket"}
+    assert severities["ModelCalibrationDrift"] == {"ticket"}
+    defaults = {rule["alert"]: rule["labels"]["severity"] for rule in alerting_rules("demo")}
+    assert defaults["FeatureDrift"] == defaults["DatasetDrift"] == "ticket"
+    assert defaults["ModelAccuracyDrop"] == defaults["ModelCalibrationDrift"] == "page"
+
+
+def test_a_severity_that_is_neither_page_nor_ticket_is_named(thresholds) -> None:
+    path = thresholds(lambda document: document["defaults"]["severity"].update(drift="loud"))
+    with pytest.raises(ThresholdsError, match=r"defaults\.severity\.drift: expected one of"):
+        build_rules("demo", path)
+
+
+def test_psi_counts_missing_values_in_a_bin_training_left_empty(tmp_path: Path) -> None:
+    """A feature missing in a third of the inputs: the recorded PSI is psi() over the training
+    deciles plus a bin of missing values whose training share is 0."""
+    epsilon = load_profile("demo").fraction("drift.epsilon")
+    counts = [[3] * BINS]
+    shares = [1 / BINS] * BINS
+    missing = {
+        "series": 'model_feature_missing_total{job="scoring",instance="127.0.0.1:8100",'
+        'model_version="m1",feature="age"}',
+        "values": "0+15x300",
+    }
+    expected = psi([3] * BINS + [15], [*shares, 0.0], epsilon)
+    assert expected > 1
+    case = {
+        "expr": f'abs(obslab:model_feature:psi{{feature="age"}} - {expected!r}) < bool 1e-6',
+        "eval_time": "10m",
+        "exp_samples": [{"labels": '{feature="age",model_version="m1"}', "value": 1}],
+    }
+    test_file = tmp_path / "missing.yml"
+    test_file.write_text(
+        yaml.safe_dump(
+            {
+                "rule_files": [str(RULES_FILE)],
+                "evaluation_interval": "5s",
+                "tests": [
+                    {
+                        "interval": "5s",
+                        "input_series": [
+                            *bin_series("age", counts),
+                            *baseline_series("age", shares),
+                            missing,
+                        ],
+                        "promql_expr_test": [case],
+                    }
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
+    result = promtool("test", "rules", test_file.name, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
