@@ -133,7 +133,7 @@ def render_alertmanager(stack: StackConfig, profile: Profile, layout: StateLayou
         "global": {"resolve_timeout": timing.resolve_timeout},
         "route": {
             # An alert without a severity still reaches someone, as a ticket.
-            "receiver": "oncall-tickets",
+            "receiver": "oncall-ticket",
             "group_by": ["alertname", "job", "severity"],
             "group_wait": timing.group_wait,
             "group_interval": timing.group_interval,
@@ -146,9 +146,9 @@ def render_alertmanager(stack: StackConfig, profile: Profile, layout: StateLayou
                     "group_interval": timing.watchdog_group_interval,
                     "repeat_interval": timing.watchdog_repeat_interval,
                 },
-                {"receiver": "oncall-pages", "matchers": ['severity="page"']},
+                {"receiver": "oncall-page", "matchers": ['severity="page"']},
                 {
-                    "receiver": "oncall-tickets",
+                    "receiver": "oncall-ticket",
                     "matchers": ['severity="ticket"'],
                     "repeat_interval": timing.ticket_repeat_interval,
                 },
@@ -156,8 +156,8 @@ def render_alertmanager(stack: StackConfig, profile: Profile, layout: StateLayou
         },
         # Pages and tickets reach the same webhook: oncall tells them apart by `severity`.
         "receivers": [
-            receiver("oncall-pages", "/webhook"),
-            receiver("oncall-tickets", "/webhook"),
+            receiver("oncall-page", "/webhook"),
+            receiver("oncall-ticket", "/webhook"),
             receiver("oncall-watchdog", "/watchdog"),
         ],
         "inhibit_rules": inhibit_rules(),

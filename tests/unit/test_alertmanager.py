@@ -146,18 +146,18 @@ def test_tickets_repeat_daily_pages_on_the_profile_and_the_watchdog_often(
     route = document["route"]
     assert route["repeat_interval"] == timing.repeat_interval
     routes = {child["receiver"]: child for child in route["routes"]}
-    assert routes["oncall-pages"]["matchers"] == ['severity="page"']
-    assert "repeat_interval" not in routes["oncall-pages"]
-    assert routes["oncall-tickets"]["matchers"] == ['severity="ticket"']
-    assert routes["oncall-tickets"]["repeat_interval"] == "24h"
+    assert routes["oncall-page"]["matchers"] == ['severity="page"']
+    assert "repeat_interval" not in routes["oncall-page"]
+    assert routes["oncall-ticket"]["matchers"] == ['severity="ticket"']
+    assert routes["oncall-ticket"]["repeat_interval"] == "24h"
     watchdog = routes["oncall-watchdog"]
     assert watchdog["matchers"] == ['alertname="Watchdog"']
     assert watchdog["group_wait"] == "0s"
     assert watchdog["repeat_interval"] == timing.watchdog_repeat_interval
     urls = {r["name"]: r["webhook_configs"][0]["url"] for r in document["receivers"]}
     assert urls == {
-        "oncall-pages": "http://127.0.0.1:8102/webhook",
-        "oncall-tickets": "http://127.0.0.1:8102/webhook",
+        "oncall-page": "http://127.0.0.1:8102/webhook",
+        "oncall-ticket": "http://127.0.0.1:8102/webhook",
         "oncall-watchdog": "http://127.0.0.1:8102/watchdog",
     }
 
@@ -195,8 +195,8 @@ def test_pages_tickets_and_the_watchdog_reach_their_oncall_paths(
     assert {a["labels"]["alertname"] for body in watchdogs for a in body["alerts"]} == {"Watchdog"}
     assert watchdogs[0]["receiver"] == "oncall-watchdog"
     by_receiver = {body["receiver"]: body for body in webhook}
-    assert by_receiver["oncall-pages"]["alerts"][0]["labels"]["severity"] == "page"
-    assert by_receiver["oncall-tickets"]["alerts"][0]["labels"]["severity"] == "ticket"
+    assert by_receiver["oncall-page"]["alerts"][0]["labels"]["severity"] == "page"
+    assert by_receiver["oncall-ticket"]["alerts"][0]["labels"]["severity"] == "ticket"
     assert {auth for _, auth, _ in receiver.deliveries} == {f"Bearer {TOKEN}"}
 
 
