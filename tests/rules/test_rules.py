@@ -97,13 +97,18 @@ def alerting_rules(profile: str) -> list[dict]:
     return [rule for group in groups for rule in group["rules"] if "alert" in rule]
 
 
+def promtool_groups() -> list[list[dict]]:
+    """The alert_rule_test cases of each test group of alerts/tests, in order."""
+    return [
+        group.get("alert_rule_test", [])
+        for path in PROMTOOL_TESTS
+        for group in yaml.safe_load(path.read_text(encoding="utf-8"))["tests"]
+    ]
+
+
 def promtool_cases() -> list[dict]:
     """Every alert_rule_test case of alerts/tests, in order."""
-    cases = []
-    for path in PROMTOOL_TESTS:
-        for group in yaml.safe_load(path.read_text(encoding="utf-8"))["tests"]:
-            cases += group.get("alert_rule_test", [])
-    return cases
+    return [case for group in promtool_groups() for case in group]
 
 
 def test_committed_rules_are_the_demo_profile_generated() -> None:
@@ -177,6 +182,24 @@ def test_every_alert_has_promtool_cases_that_fire_and_stay_silent() -> None:
         assert any(case["exp_alerts"] for case in own), f"{name} never fires in alerts/tests"
         if name not in ALWAYS_FIRING:
             assert any(not case["exp_alerts"] for case in own), f"{name} is never silent"
+
+
+def test_every_alert_is_silent_in_a_series_before_it_fires_on_it() -> None:
+    """The edge of each alert's `for:` (or window) is tested: within one test group, the same
+    input series leave it silent at an earlier eval_time than the one where it fires."""
+    edged = set()
+    for group in promtool_groups():
+        times: dict[str, dict[bool, list[float]]] = {}
+        for case in group:
+            fires = bool(case["exp_alerts"])
+            at = duration_seconds(case["eval_time"])
+            times.setdefault(case["alertname"], {True: [], False: []})[fires].append(at)
+        edged |= {
+            name
+            for name, by in times.items()
+            if by[False] and by[True] and min(by[False]) < max(by[True])
+        }
+    assert set(ALERTS) - ALWAYS_FIRING - edged == set()
 
 
 def test_promtool_cases_expect_exactly_the_contract_labels() -> None:
