@@ -15,6 +15,7 @@ from html.parser import HTMLParser
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from app.settings import state_dir
 from obslab import render
@@ -48,11 +49,23 @@ def _pages_since(stack, since: float, **filters: str) -> list[dict]:
     ]
 
 
+def _features_instances() -> list[str]:
+    """The features instances' process names, in the environment of ``stack.environment()``."""
+    supervisor = Supervisor(StateLayout(state_dir()).run)
+    return sorted(name for name in supervisor.names() if name.startswith("features-"))
+
+
 @pytest.fixture
 def features_down(stack) -> Iterator[float]:
-    """Every features instance stopped; yields when; starts them again after the test."""
+    """Every features instance killed at once, as in a crash; yields when; starts them again
+    after the test.
+
+    Killed, not stopped: a graceful stop drains for up to STOP_GRACE, answering scrapes while
+    scoring's calls already fail, so the symptom would reach Alertmanager before its cause.
+    """
     since = time.time()
-    stack.stop("features")
+    with stack.environment():
+        Supervisor(StateLayout(state_dir()).run).stop(_features_instances(), grace=0)
     try:
         yield since
     finally:
@@ -65,7 +78,9 @@ def features_down(stack) -> Iterator[float]:
 def test_features_down_pages_once_for_the_cause_and_holds_back_the_symptoms(
     stack, features_down: float
 ) -> None:
-    stack.wait_for_page("TargetDown", labels={"job": "features"}, since=features_down)
+    stack.wait_for_page(
+        "TargetDown", labels={"job": "features", "severity": "page"}, since=features_down
+    )
 
     def held_back() -> list[dict]:
         alerts = _alertmanager_alerts(stack)
@@ -89,7 +104,9 @@ def test_features_down_pages_once_for_the_cause_and_holds_back_the_symptoms(
         assert set(symptom["status"]["inhibitedBy"]) <= causes, symptom["labels"]
     pages = _pages_since(stack, features_down, status="firing")
     paged = {(p["labels"]["alertname"], p["labels"]["severity"]) for p in pages}
-    assert {name for name, severity in paged if severity == "page"} == {"TargetDown"}
+    assert {name for name, severity in paged if severity == "page"} == {"TargetDown"}, [
+        (p["alertname"], p["labels"].get("job"), p["starts_at"], p["received_at"]) for p in pages
+    ]
     assert {p["labels"]["job"] for p in pages if p["labels"]["alertname"] == "TargetDown"} == {
         "features"
     }
@@ -99,9 +116,8 @@ def test_one_features_instance_down_is_a_ticket_not_a_page(stack) -> None:
     """nginx fails over to the other instance: half the job down waits in the ticket queue."""
     since = time.time()
     with stack.environment():
-        supervisor = Supervisor(StateLayout(state_dir()).run)
-        first = sorted(name for name in supervisor.names() if name.startswith("features"))[0]
-        supervisor.stop([first], STOP_GRACE)
+        first = _features_instances()[0]
+        Supervisor(StateLayout(state_dir()).run).stop([first], STOP_GRACE)
     try:
         ticket = stack.wait_for_page("TargetDown", labels={"job": "features"}, since=since)
         assert ticket["labels"]["severity"] == "ticket"
@@ -116,19 +132,43 @@ def test_one_features_instance_down_is_a_ticket_not_a_page(stack) -> None:
     )
 
 
+def _oncall_gauges(stack) -> dict[str, float]:
+    response = requests.get(f"{stack.oncall}/metrics", timeout=5)
+    response.raise_for_status()
+    return {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+        if sample.name.startswith(("oncall_watchdog_", "oncall_dead_mans_switch_"))
+    }
+
+
 def test_alertmanager_down_pages_the_dead_mans_switch(stack) -> None:
     """Needs the oncall receiver's dead-man's switch (POST /watchdog, DeadMansSwitch)."""
     timeout = render.watchdog_timeout_seconds(load_stack().profile("test"))
     assert timeout < DEAD_MANS_BOUND
-    stack.wait_for_query('ALERTS{alertname="Watchdog",alertstate="firing"}')
+    # The stack hands the receiver the profile's timeout: three Watchdog repeats.
+    assert _oncall_gauges(stack)["oncall_watchdog_timeout_seconds"] == timeout
+    # Armed (a Watchdog has arrived) and quiet: only then does a silence mean this break.
+    deadline = time.monotonic() + DEAD_MANS_BOUND
+    while not (
+        (gauges := _oncall_gauges(stack))["oncall_watchdog_last_seen_timestamp_seconds"] > 0
+        and gauges["oncall_dead_mans_switch_firing"] == 0
+    ):
+        if time.monotonic() > deadline:
+            pytest.fail(f"the dead-man's switch is not armed and quiet: {gauges}")
+        time.sleep(1)
     stopped = time.time()
     stack.stop("alertmanager")
     try:
         page = stack.wait_for_page("DeadMansSwitch", since=stopped, timeout=DEAD_MANS_BOUND)
+        # No Watchdog arrives while Alertmanager is down: the last one seen stays put.
+        last_seen = _oncall_gauges(stack)["oncall_watchdog_last_seen_timestamp_seconds"]
     finally:
         stack.start("alertmanager")
     assert page["labels"]["severity"] == "page"
-    assert datetime.fromisoformat(page["received_at"]).timestamp() - stopped >= timeout
+    # Never before the timeout has passed since the last Watchdog: one late repeat never pages.
+    assert datetime.fromisoformat(page["received_at"]).timestamp() - last_seen >= timeout
     stack.wait_for_page("DeadMansSwitch", status="resolved", since=stopped, timeout=60)
 
 
