@@ -102,6 +102,13 @@ def test_features_down_pages_once_for_the_cause_and_holds_back_the_symptoms(
     for symptom in symptoms:
         assert symptom["status"]["state"] == "suppressed", symptom["labels"]
         assert set(symptom["status"]["inhibitedBy"]) <= causes, symptom["labels"]
+    # The oncall receiver shows them too, each held back by the cause (GET /held-back).
+    answer = requests.get(f"{stack.oncall}/held-back", timeout=5)
+    answer.raise_for_status()
+    shown = {a["alertname"]: set(a["held_back_by"]) for a in answer.json()}
+    for symptom in SYMPTOMS:
+        assert shown.get(symptom), f"{symptom} not shown as held back: {shown}"
+        assert shown[symptom] <= {"TargetDown", "DependencyFailing"}, shown
     pages = _pages_since(stack, features_down, status="firing")
     paged = {(p["labels"]["alertname"], p["labels"]["severity"]) for p in pages}
     assert {name for name, severity in paged if severity == "page"} == {"TargetDown"}, [
@@ -121,10 +128,14 @@ def test_one_features_instance_down_is_a_ticket_not_a_page(stack) -> None:
     try:
         ticket = stack.wait_for_page("TargetDown", labels={"job": "features"}, since=since)
         assert ticket["labels"]["severity"] == "ticket"
+        # Listed in the receiver's ticket queue, not among the pages that interrupt.
+        queued = _pages_since(stack, since, alertname="TargetDown", kind="ticket")
+        assert ticket["fingerprint"] in {page["fingerprint"] for page in queued}
         # Past the page's `for:`: had all of features been down, the page would be here.
         time.sleep(10)
         down = _pages_since(stack, since, alertname="TargetDown", status="firing")
         assert {page["labels"]["severity"] for page in down} == {"ticket"}
+        assert _pages_since(stack, since, alertname="TargetDown", kind="page") == []
     finally:
         stack.start("features")
     stack.wait_for_page(
