@@ -737,6 +737,8 @@ def _service_alerts(config: Profile) -> list[dict]:
             """,
             for_=config.duration("dependency.for"),
             severity="page",
+            # A cause: it holds back its job's symptoms until their windows have drained.
+            keep_firing_for=window,
             summary="{{ $labels.job }} calls to {{ $labels.dependency }} are failing",
             description=_Text(
                 "{{ $value | humanizePercentage }} of {{ $labels.job }}'s calls to "
@@ -798,6 +800,10 @@ def _target_alerts(config: Profile) -> list[dict]:
     targets = config.text("selectors.targets")
     down_for = config.duration("target_down.for")
     ticket_share = config.fraction("target_down.ticket_share")
+    # A cause keeps firing for the symptoms' window after it ends: Alertmanager stops holding
+    # back a symptom as soon as its cause resolves, and the dependents' error ratio and
+    # DependencyFailing read the outage's failures for one more window.
+    drained = config.duration("rate_window")
     share = f"(count by (job) (up{{{targets}}} == 0) / count by (job) (up{{{targets}}}))"
     # The ticket holds while the page fires too (a blip of the last instance must not restart
     # its `for:`); Alertmanager holds the ticket back under the page.
@@ -809,6 +815,7 @@ def _target_alerts(config: Profile) -> list[dict]:
             expr=f"up{{{targets}}} == 0\nand on (job) {condition}",
             for_=down_for,
             severity=severity,
+            keep_firing_for=drained if severity == "page" else None,
             summary="{{ $labels.job }} target {{ $labels.instance }} is down",
             description=_Text(
                 "Prometheus has failed to scrape {{ $labels.instance }} ({{ $labels.job }}) "
@@ -829,6 +836,7 @@ def _target_alerts(config: Profile) -> list[dict]:
                 expr=f'absent(up{{job="{job}"}})',
                 for_=down_for,
                 severity="page",
+                keep_firing_for=drained,
                 # One rule per job: the label tells the rules apart for promtool's lint.
                 labels={"job": job},
                 summary=f"Prometheus has no target of job {job}",
@@ -1446,11 +1454,13 @@ def _alert(
     summary: str,
     description: str,
     labels: dict[str, str] | None = None,
+    keep_firing_for: str | None = None,
 ) -> dict:
+    rule: dict[str, object] = {"alert": name, "expr": _promql(expr), "for": for_}
+    if keep_firing_for is not None:
+        rule["keep_firing_for"] = keep_firing_for
     return {
-        "alert": name,
-        "expr": _promql(expr),
-        "for": for_,
+        **rule,
         "labels": {"severity": severity, **(labels or {})},
         "annotations": {
             "summary": summary,
