@@ -738,7 +738,7 @@ def _service_alerts(config: Profile) -> list[dict]:
             for_=config.duration("dependency.for"),
             severity="page",
             # A cause: it holds back its job's symptoms until their windows have drained.
-            keep_firing_for=_drained(config),
+            keep_firing_for=_drained(config, 1),
             summary="{{ $labels.job }} calls to {{ $labels.dependency }} are failing",
             description=_Text(
                 "{{ $value | humanizePercentage }} of {{ $labels.job }}'s calls to "
@@ -791,12 +791,13 @@ _ALERTMANAGER = 'job="alertmanager"'
 WATCHDOG_SEVERITY = "none"
 
 
-def _drained(config: Profile) -> str:
-    """How long a cause keeps firing after it ends. Alertmanager stops holding back a symptom
-    the moment its cause resolves, and the symptoms (error ratios, DependencyFailing) read the
-    outage for one more rate window: twice that window lets their resolve reach Alertmanager
-    first, with a window's margin for a slow evaluation."""
-    return f"{round(2 * config.seconds('rate_window'))}s"
+def _drained(config: Profile, windows: int) -> str:
+    """How long a cause keeps firing after it ends, in rate windows. Alertmanager releases a
+    symptom the moment its cause resolves, and a symptom reads the outage for one rate window
+    after it: DependencyFailing keeps firing one window, outlasting scoring's error ratio; a
+    dead target three, outlasting DependencyFailing (one window to drain, one kept) by one.
+    """
+    return f"{round(windows * config.seconds('rate_window'))}s"
 
 
 def _target_alerts(config: Profile) -> list[dict]:
@@ -808,7 +809,7 @@ def _target_alerts(config: Profile) -> list[dict]:
     targets = config.text("selectors.targets")
     down_for = config.duration("target_down.for")
     ticket_share = config.fraction("target_down.ticket_share")
-    drained = _drained(config)
+    drained = _drained(config, 3)
     share = f"(count by (job) (up{{{targets}}} == 0) / count by (job) (up{{{targets}}}))"
     # The ticket holds while the page fires too (a blip of the last instance must not restart
     # its `for:`); Alertmanager holds the ticket back under the page.
