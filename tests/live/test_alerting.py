@@ -71,7 +71,7 @@ def features_down(stack) -> Iterator[float]:
     finally:
         stack.start("features")
         stack.wait_for_page(
-            "TargetDown", status="resolved", labels={"job": "features"}, since=since, timeout=90
+            "TargetDown", status="resolved", labels={"job": "features"}, since=since, timeout=120
         )
 
 
@@ -118,6 +118,18 @@ def test_features_down_pages_once_for_the_cause_and_holds_back_the_symptoms(
         "features"
     }
 
+    # Recovery: the cause outlasts its symptoms, so none of them pages after the fact.
+    stack.start("features")
+    stack.wait_for_page(
+        "TargetDown",
+        status="resolved",
+        labels={"job": "features", "severity": "page"},
+        since=features_down,
+        timeout=120,
+    )
+    late = _pages_since(stack, features_down, status="firing")
+    assert {p["alertname"] for p in late if p["labels"]["severity"] == "page"} == {"TargetDown"}
+
 
 def test_one_features_instance_down_is_a_ticket_not_a_page(stack) -> None:
     """nginx fails over to the other instance: half the job down waits in the ticket queue."""
@@ -139,7 +151,7 @@ def test_one_features_instance_down_is_a_ticket_not_a_page(stack) -> None:
     finally:
         stack.start("features")
     stack.wait_for_page(
-        "TargetDown", status="resolved", labels={"job": "features"}, since=since, timeout=90
+        "TargetDown", status="resolved", labels={"job": "features"}, since=since, timeout=120
     )
 
 

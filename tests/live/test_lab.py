@@ -68,4 +68,6 @@ def test_losing_features_pages_and_recovery_resolves(stack):
         status="resolved",
         labels={"job": "features", "severity": "page"},
         since=since,
+        # The page outlasts the outage by three rate windows, holding back its symptoms.
+        timeout=120,
     )
