@@ -126,7 +126,7 @@ def rollback() -> DeployRecord:
                 f"nothing to roll back to: {SERVICE} {current.version} is the first release "
                 "this stack ran"
             )
-        back = scoring.release_of(current.previous_version, replacing=current.version)
+        back = scoring.release_of(current.previous_version, replacing=current)
         scoring.roll(back)
         return scoring.finish(back, back, "rollback")
 
@@ -194,9 +194,12 @@ class _Scoring:
                 "interrupted deploy); `obslab deploy promote` or `obslab deploy rollback` first"
             )
 
-    def release_of(self, version: str, *, replacing: str) -> Release:
-        """``version`` as it last ran (commit, model), deployed now in place of ``replacing``."""
-        last = DeployHistory(history_file(self.layout.root)).latest(version)
+    def release_of(self, version: str, *, replacing: Release) -> Release:
+        """``version`` as it last ran (commit, model) other than ``replacing`` runs it, deployed
+        now in its place: after a model-only deploy, the same version with the model before."""
+        last = DeployHistory(history_file(self.layout.root)).latest(
+            version, other_than=(replacing.commit, replacing.model_version)
+        )
         initial = self.stack.scoring.release
         if last is not None:
             commit, model = last.commit, last.model_version
@@ -204,7 +207,7 @@ class _Scoring:
             commit, model = initial.commit, initial.model_version
         else:
             commit, model = default_commit(version), releases.get(version).model_version
-        return Release(version, commit, model, time.time(), previous_version=replacing)
+        return Release(version, commit, model, time.time(), previous_version=replacing.version)
 
     def roll(self, release: Release) -> None:
         """Replace each instance that runs another release, one at a time."""

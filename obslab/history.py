@@ -99,9 +99,17 @@ class DeployHistory:
             rows = db.execute(f"SELECT {_COLUMNS} FROM deploys ORDER BY id").fetchall()
         return [DeployRecord(*row) for row in rows]
 
-    def latest(self, version: str) -> DeployRecord | None:
-        """The newest record that put ``version`` in service, if any."""
-        found = [entry for entry in self.records() if entry.version == version]
+    def latest(
+        self, version: str, *, other_than: tuple[str, str] | None = None
+    ) -> DeployRecord | None:
+        """The newest record that put ``version`` in service, if any; with ``other_than``
+        (a commit and a model version), the newest that ran ``version`` some other way: what a
+        model-only or commit-only deploy of the same version replaced."""
+        found = [
+            entry
+            for entry in self.records()
+            if entry.version == version and (entry.commit, entry.model_version) != other_than
+        ]
         return found[-1] if found else None
 
     def _connect(self) -> sqlite3.Connection:

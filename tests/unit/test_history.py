@@ -42,6 +42,18 @@ def test_latest_is_the_newest_record_of_a_version(tmp_path: Path) -> None:
     assert history.latest("1.4.0") is None
 
 
+def test_latest_other_than_finds_what_a_model_only_deploy_replaced(tmp_path: Path) -> None:
+    history = DeployHistory(tmp_path / "deploys.db")
+    before = DeployRecord("1.1.0", "1.0.0", "4f2a9c1", "m2", 1_700_000_000.0, "ada", "rolling")
+    model_only = DeployRecord("1.1.0", "1.1.0", "4f2a9c1", "m3", 1_700_000_600.0, "ada", "rolling")
+    history.record(before)
+    history.record(model_only)
+
+    assert history.latest("1.1.0") == model_only
+    assert history.latest("1.1.0", other_than=("4f2a9c1", "m3")) == before
+    assert history.latest("1.1.0", other_than=("4f2a9c1", "m2")) == model_only
+
+
 def test_reading_a_missing_history_creates_nothing(tmp_path: Path) -> None:
     path = tmp_path / "deploys.db"
 
