@@ -320,18 +320,14 @@ def _trained(model_version: str) -> tuple[LinearModel, Baseline]:
 
 @functools.cache
 def concept_drift_accuracy_drop(model_version: str) -> float:
-    """How far concept drift takes the balanced accuracy of ``model_version`` (the measure
-    ModelAccuracyDrop judges) below its training baseline: its decisions on the training
-    population, judged by the drifted law."""
+    """How far concept drift takes the accuracy of ``model_version`` below its training
+    baseline: its decisions on the training population, judged by the drifted law."""
     model, baseline = _trained(model_version)
-    if baseline.performance is None:
-        raise ValueError(f"the baseline of {model_version} has no performance")
     population = sample_population(np.random.default_rng(0), POPULATION)
     declined = model.predict_many(population) >= model.threshold
     defaults = default_probability(population, concept_drift=True)
-    default_recall = float(np.sum(np.where(declined, defaults, 0)) / np.sum(defaults))
-    repaid_recall = float(np.sum(np.where(declined, 0, 1 - defaults)) / np.sum(1 - defaults))
-    return baseline.performance.balanced_accuracy - (default_recall + repaid_recall) / 2
+    accuracy = float(np.mean(np.where(declined, defaults, 1 - defaults)))
+    return baseline.accuracy - accuracy
 
 
 @functools.cache
@@ -562,10 +558,10 @@ def rows(results: list[Detected]) -> list[Row]:
 
 
 def lingers(labels: Mapping[str, str]) -> bool:
-    """Whether an alert is a slow SLO burn tier, whose window (hours or days, or minutes in the
-    test profile) outlives any short fault by design: it is neither waited for nor measured,
-    as it may still hold an earlier fault and page sooner than this one alone could make it."""
-    return labels.get("window") in ("slow", "gradual", "chronic")
+    """Whether an alert is the slow SLO burn, whose window (hours, or minutes in the test
+    profile) outlives any short fault by design: it is neither waited for nor measured, as
+    it may still hold an earlier fault and page sooner than this one alone could make it."""
+    return labels.get("window") == "slow"
 
 
 def first_page(oncall: str, alert: str, since: float, timeout: float) -> float | None:

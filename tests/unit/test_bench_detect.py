@@ -235,8 +235,8 @@ def test_feature_drift_onsets_follow_the_ticket_level_and_the_drift_window() -> 
     onset = onsets("unit-change", {}, "test")["FeatureDrift"]
     ticket = test.number("drift.ticket_psi")
     assert onset == pytest.approx(psi_fill(baseline, drifted, ticket, 30.0, EPSILON))
-    # The demo's drift window is 4 times the test's; the shares are the same.
-    assert onsets("unit-change", {}, "demo")["FeatureDrift"] == pytest.approx(onset * 4)
+    # The demo's drift window is 20 times the test's; the shares are the same.
+    assert onsets("unit-change", {}, "demo")["FeatureDrift"] == pytest.approx(onset * 20)
 
 
 def test_a_smaller_shift_must_fill_more_of_the_window() -> None:
