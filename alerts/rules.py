@@ -12,21 +12,6 @@ read the same names in every profile. The levels:
   model_version``; ``_after`` figures are the new version's, ``_before`` the previous
   version's last figure while it was live;
 - ``obslab``: across the whole lab (model signals, the latest deploy).
-
-Deploy attribution, and the false alarms it is designed for. The newest deploy of a job is
-compared with its reference, the last release proven good: on traffic of the same moment while
-that release still serves (a canary, the overlap of a rolling deploy), else on its figures over
-the baseline window just before it stopped. Each comparison is a one-sided test at
-``deploy.significance`` (0.001): errors and requests slower than the latency threshold by a
-two-proportion z-test on the Anscombe (arcsine) scale, where the variance is 1/n whatever the
-ratio, against "no worse than the reference plus the margin"; scores by the Kolmogorov-Smirnov
-distance against its chance bound c(alpha) * sqrt(1/n + 1/m) for both sample sizes, and above a
-floor that says what matters. A release must be convicted within the onset window and stay
-convicted for the alert's ``for:``; the onset window holds a handful of independent
-comparisons, so the design is at most 1 false deploy page in 100 deploys of a release exactly
-at the margin, and far fewer for a release as good as its reference, whose z sits far below
-the bar. A failing or slow dependency, a target of another service down, inputs that drifted
-from the reference's, or the same regression on the previous release clear a deploy instead.
 """
 
 from __future__ import annotations
@@ -38,7 +23,6 @@ import sys
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
-from statistics import NormalDist
 
 import yaml
 
@@ -49,16 +33,12 @@ RULES_FILE = Path(__file__).with_name("obslab.rules.yml")
 SEVERITIES = ("page", "ticket")
 
 #: Every alert description, but the deploy alerts' own, ends with this sentence: the newest
-#: deploy across jobs, so the on-call engineer sees at once whether a deploy is a suspect, and
-#: when the deploy rules considered it and cleared it, why.
+#: deploy across jobs, so the on-call engineer sees at once whether a deploy is a suspect.
 LAST_DEPLOY = (
     '{{ with query "time() - obslab:app_deploy_timestamp_seconds:latest" }}{{ with first . }}'
     "Last deploy: {{ .Labels.job }} {{ .Labels.version }} (commit {{ .Labels.commit }}"
     "{{ with .Labels.previous_version }}, replacing {{ . }}{{ end }}), "
-    "{{ .Value | humanizeDuration }} ago"
-    '{{ range $i, $cleared := query "obslab:app_deploy_clearance:reason" | sortByLabel "reason" }}'
-    "{{ if $i }}, {{ else }}; not blamed: {{ end }}{{ $cleared.Labels.reason }}{{ end }}"
-    ".{{ end }}{{ else }}No deploy recorded.{{ end }}"
+    "{{ .Value | humanizeDuration }} ago.{{ end }}{{ else }}No deploy recorded.{{ end }}"
 )
 
 
@@ -130,203 +110,97 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-# --- deploys: release figures, the reference they are judged against, and attribution --------
-#
-# A deploy alert convicts a release by evidence. Its figures (requests, 5xx, requests slower
-# than the latency threshold, scores, inputs) are counted per release from the series' own
-# `version` and `model_version` labels. The newest deploy of a job is compared with its
-# reference: the last release proven good, on traffic of the same moment while that release
-# still serves (a canary, the overlap of a rolling deploy), else on its figures over the
-# baseline window just before it stopped. A difference convicts only when it is beyond chance
-# for the counts behind it (see the module's docstring) and nothing outside the release explains
-# it.
+# --- deploys: per-version figures and their attribution to the newest deploy ------------------
 
-#: The labels of a deploy: the newest release of a job and what it replaced.
-_DEPLOY = "job, version, previous_version, commit, model_version"
-#: A release: what one instance runs.
-_RELEASE = "job, version, model_version"
-#: The figures compared on each side, by the labels a release is known by in them.
-_HTTP_FIGURES = ("http_requests", "http_request_errors", "http_request_slow")
-#: Anscombe's offsets: asin(sqrt((x + 3/8) / (n + 3/4))) has variance 1 / (4n + 2) whatever the
-#: ratio, so a z-test on that scale stays calibrated at the handful of errors low traffic gives.
-_ANSCOMBE_COUNT, _ANSCOMBE_TOTAL = 0.375, 0.75
-#: The signals a deploy is judged on: errors, slow requests, scores.
-_SIGNALS = ("http_request_errors", "http_request_slow", "model_prediction_score")
-#: Training deciles: a feature's input bins, at most ten (ties merge edges).
-_INPUT_BINS = 10
-#: The applicant features scoring counts per bin (app.model.data.APPLICANT_FEATURES and the
-#: enriched ones): a chi-square test per feature, so the significance is split between them.
-_INPUT_FEATURES = 7
+#: The per-version figures a deploy compares, before and after: (metric, operation).
+_DEPLOY_FIGURES = (
+    ("http_request_errors", "ratio"),
+    ("http_request_duration_seconds", "p95"),
+    ("model_prediction_score", "cdf"),
+    ("model_prediction_score", "samples"),
+)
 
-
-def ks_coefficient(alpha: float) -> float:
-    """c(alpha) of the two-sample Kolmogorov-Smirnov test: a distance above
-    c * sqrt(1/n + 1/m) comes by chance less often than ``alpha``."""
-    return math.sqrt(-math.log(alpha / 2) / 2)
-
-
-def z_critical(alpha: float) -> float:
-    """The standard normal quantile a one-sided test at ``alpha`` must exceed."""
-    return NormalDist().inv_cdf(1 - alpha)
-
-
-def chi_square_critical(alpha: float, degrees: int) -> float:
-    """The chi-square quantile at 1 - ``alpha`` (Wilson-Hilferty: within 1 % for these sizes,
-    and slightly above the exact value, so it errs on the quiet side)."""
-    k = 2 / (9 * degrees)
-    return degrees * (1 - k + z_critical(alpha) * math.sqrt(k)) ** 3
-
-
-def two_proportion_z(
-    after: tuple[float, float], before: tuple[float, float], margin: float = 0.0
-) -> float:
-    """What ``deploy:*:z_score`` records for (failures, total) after and before: how far the
-    new ratio lies above the old one plus ``margin``, in standard errors of the Anscombe scale.
-    """
-
-    def scaled(failures: float, total: float, plus: float = 0.0) -> float:
-        share = (failures + _ANSCOMBE_COUNT) / (total + _ANSCOMBE_TOTAL) + plus
-        return 2 * math.asin(math.sqrt(min(share, 1.0)))
-
-    error = math.sqrt(1 / (after[1] + 0.5) + 1 / (before[1] + 0.5))
-    return (scaled(*after) - scaled(*before, margin)) / error
+#: Two-sample Kolmogorov-Smirnov coefficient c(alpha) for alpha = 0.001: a distance above
+#: c * sqrt(1/n + 1/m) is one chance gives less than once in a thousand comparisons. Binned
+#: distances are never larger than the exact ones, so the bound errs on the quiet side.
+_KS_COEFFICIENT = 1.95
 
 
 def _deploy_group(config: Profile) -> dict:
-    records = _release_figures(config)
-    records += _deploys_and_references(config)
-    records += _compared_figures(config)
-    records += _statistics(config)
-    records += _outside_causes(config)
-    return _group("obslab-deploys", config, records + _deploy_regressions(config))
-
-
-def _release_figures(config: Profile) -> list[dict]:
-    """Per release, only while one of its instances is scraped: the rates the dashboards show,
-    and the counts compared over each window."""
     services = config.text("selectors.services")
-    api = f"{services},{config.text('selectors.api_traffic')}"
     scoring = config.text("selectors.scoring")
     window = config.duration("rate_window")
-    threshold = _latency_threshold(config)
-    live_http = f"and on (job, version) app_build_info{{{services}}}"
-    live_model = f"and on ({_RELEASE}) app_build_info{{{scoring}}}"
+    scores_window = config.duration("deploy.prediction_window")
+    attribution = config.duration("deploy.attribution_window")
+    # A version's ratio, p95 and score distribution are recorded only from enough traffic to
+    # mean something. The previous version's last figure is then a trusted one, even when its
+    # instances were drained of traffic before they stopped.
+    busy = "and on (job, version) job_version:http_requests:rate > " + _number(
+        config.number("min_request_rate")
+    )
+    scores_seconds = config.seconds("deploy.prediction_window")
+    compared = "and on (job, version) job_version:model_predictions:rate > " + _number(
+        config.number("deploy.min_prediction_rate")
+    )
     records = [
         _record(
             "job_version:http_requests:rate",
-            f"sum by (job, version) (rate(http_requests_total{{{api}}}[{window}]))\n{live_http}",
+            f"""
+            sum by (job, version) (rate(http_requests_total{{{services}}}[{window}]))
+            and on (job, version) app_build_info{{{services}}}
+            """,
         ),
         _record(
             "job_version:http_request_errors:ratio",
-            _lines(_error_ratio("job, version", api, window), live_http),
+            _lines(_error_ratio("job, version", services, window), busy),
         ),
         _record(
             "job_version:http_request_duration_seconds:p95",
             f"""
             histogram_quantile(0.95,
               sum by (job, version, le) (
-                rate(http_request_duration_seconds_bucket{{{api}}}[{window}])
+                rate(http_request_duration_seconds_bucket{{{services}}}[{window}])
               )
             )
-            {live_http}
+            {busy}
             """,
         ),
+        # Scores carry model_version, not version: take the version from the build of the
+        # instance that scored them, for the model that instance runs now.
         _record(
             "job_version:model_prediction_score_bucket:rate",
             f"""
-            sum by ({_RELEASE}, le) (
-              rate(model_prediction_score_bucket{{{scoring}}}[{window}])
+            sum by (job, version, le) (
+                rate(model_prediction_score_bucket{{{scoring}}}[{scores_window}])
+              * on (job, instance, model_version) group_left (version)
+                app_build_info{{{scoring}}}
             )
-            {live_model}
             """,
         ),
-    ]
-    windows = {
-        "compared": config.duration("deploy.comparison_window"),
-        "baseline": config.duration("deploy.baseline_window"),
-        "recent": window,
-    }
-    scores_windows = {**windows, "compared": config.duration("deploy.prediction_window")}
-    for role, span in windows.items():
-        requests = f"sum by (job, version) (increase(http_requests_total{{{api}}}[{span}]))"
-        records += [
-            _record(f"job_version:http_requests:{role}", f"{requests}\n{live_http}"),
-            _record(
-                f"job_version:http_request_errors:{role}",
-                f"""
-                (
-                  sum by (job, version) (
-                    increase(http_requests_total{{{api},status=~"5.."}}[{span}])
-                  )
-                  or 0 * {requests}
-                )
-                {live_http}
-                """,
-            ),
-            _record(
-                f"job_version:http_request_slow:{role}",
-                f"""
-                (
-                    sum by (job, version) (
-                      increase(http_request_duration_seconds_count{{{api}}}[{span}])
-                    )
-                  - sum by (job, version) (
-                      increase(http_request_duration_seconds_bucket{{{api},le="{threshold}"}}[{span}])
-                    )
-                )
-                {live_http}
-                """,
-            ),
-        ]
-    for role, span in scores_windows.items():
-        records.append(
-            _record(
-                f"job_version:model_prediction_score_bucket:{role}",
-                f"""
-                sum by ({_RELEASE}, le) (
-                  increase(model_prediction_score_bucket{{{scoring}}}[{span}])
-                )
-                {live_model}
-                """,
-            )
-        )
-        if role != "recent":
-            records.append(
-                _record(
-                    f"job_version:model_feature_bin:{role}",
-                    f"""
-                    sum by ({_RELEASE}, feature, bin) (
-                      increase(model_feature_bin_total{{{scoring}}}[{span}])
-                    )
-                    {live_model}
-                    """,
-                )
-            )
-    return records
-
-
-def _latency_threshold(config: Profile) -> str:
-    """The latency threshold as the `le` label of its histogram bucket (prometheus-client
-    writes bucket bounds as Python floats: 0.25, 1.0)."""
-    return repr(float(config.number("deploy.latency_threshold_seconds")))
-
-
-def _deploys_and_references(config: Profile) -> list[dict]:
-    """The newest deploy of each job, the releases proven good, and each deploy's reference
-    and previous release (the one live just before it)."""
-    services = config.text("selectors.services")
-    onset = _number(config.seconds("deploy.onset_window"))
-    memory = config.duration("deploy.memory")
-    convicted = " or ".join(
-        f"last_over_time(deploy:{signal}:convicted[{memory}])" for signal in _SIGNALS
-    )
-    return [
-        # A new version is a new series (changes() never sees a deploy): a release's deploy
+        _record(
+            "job_version:model_predictions:rate",
+            'sum without (le) (job_version:model_prediction_score_bucket:rate{le="+Inf"})',
+        ),
+        _record(
+            "job_version:model_prediction_score:cdf",
+            f"""
+            job_version:model_prediction_score_bucket:rate
+              / on (job, version) group_left ()
+            job_version:model_predictions:rate
+            {compared}
+            """,
+        ),
+        # How many predictions that distribution rests on: what chance alone can do to it.
+        _record(
+            "job_version:model_prediction_score:samples",
+            f"job_version:model_predictions:rate * {_number(scores_seconds)} {compared}",
+        ),
+        # A new version is a new series (changes() never sees a deploy): a version's deploy
         # time is the earliest deploy timestamp among its live instances.
         _record(
             "deploy:app_deploy_timestamp_seconds:min",
             f"""
-            min by ({_DEPLOY}) (
+            min by (job, version, previous_version, commit, model_version) (
                 app_build_info{{{services}}}
               * on (job, instance) group_left ()
                 app_deploy_timestamp_seconds{{{services}}}
@@ -337,639 +211,244 @@ def _deploys_and_references(config: Profile) -> list[dict]:
             "obslab:app_deploy_timestamp_seconds:latest",
             "topk(1, deploy:app_deploy_timestamp_seconds:min)",
         ),
-        # The newest deploy of each job is the one judged, for as long as it is the newest.
+        # Only the newest deploy of a job is a suspect, and only for the attribution window;
+        # with one series per job every join below is one-to-one. A rollback (back to the
+        # version the deploy before it replaced) is no suspect: being newest, it clears the
+        # alerts of the deploy it undoes, and the scores it brings back are no shift.
         _record(
             "deploy:app_deploy_age_seconds:recent",
-            "bottomk by (job) (1, time() - deploy:app_deploy_timestamp_seconds:min)",
-        ),
-        _record(
-            "job_version:app_build:live",
-            f"time() + 0 * group by ({_RELEASE}) (app_build_info{{{services}}})",
-        ),
-        # Proven good: served the onset window without being convicted of anything.
-        _record(
-            "job_version:app_build:proven",
             f"""
-            time() + 0 * (
-              time() - min by ({_RELEASE}) (deploy:app_deploy_timestamp_seconds:min) >= {onset}
+            bottomk by (job) (1, time() - deploy:app_deploy_timestamp_seconds:min)
+              < {_number(config.seconds("deploy.attribution_window"))}
+            unless on (job, version, previous_version)
+            label_replace(
+              label_replace(
+                label_replace(
+                  last_over_time(deploy:app_deploy_timestamp_seconds:min[{attribution}]),
+                  "undone", "$1", "version", "(.*)"
+                ),
+                "version", "$1", "previous_version", "(.*)"
+              ),
+              "previous_version", "$1", "undone", "(.*)"
             )
-            unless on ({_RELEASE}) ({convicted})
             """,
-        ),
-        # The reference: the release proven good most recently, other than the newest; else
-        # the release live most recently that was never convicted (a deploy soon after the
-        # stack started). A convicted release is no reference: judged against it, a rollback
-        # would look like a regression. A newest release proven good before (a rollback to
-        # it) is not judged at all.
-        _record(
-            "deploy:release_reference:info",
-            f"""
-            (
-              {_prior_release("job_version:app_build:proven", memory)}
-              or on (job)
-              {_prior_release("job_version:app_build:live", memory, unless=convicted)}
-            )
-            unless on ({_RELEASE}) last_over_time(job_version:app_build:proven[{memory}])
-            """,
-        ),
-        # The previous release: the one live most recently, other than the newest.
-        _record(
-            "deploy:release_previous:info",
-            _prior_release("job_version:app_build:live", memory),
         ),
     ]
-
-
-def _prior_release(series: str, memory: str, unless: str = "") -> str:
-    """The newest deploy of each job, labelled ``ref_version`` and ``ref_model_version`` with
-    the release other than its own (and other than those ``unless`` lists) whose ``series``
-    (a time) was set most recently."""
-    newest = "deploy:app_deploy_age_seconds:recent"
-    candidates = f"last_over_time({series}[{memory}]) unless on ({_RELEASE}) {newest}"
-    if unless:
-        candidates = f"{candidates} unless on ({_RELEASE}) ({unless})"
-    prior = f"""
-    label_replace(
-      label_replace(
-        topk by (job) (1, {candidates}),
-        "ref_version", "$1", "version", "(.*)"
-      ),
-      "ref_model_version", "$1", "model_version", "(.*)"
+    for metric, operation in _DEPLOY_FIGURES:
+        records += _before_and_after(metric, operation, attribution)
+    records.append(
+        _record(
+            "deploy:model_prediction_score:ks_distance",
+            """
+            max without (le) (
+              abs(
+                  deploy:model_prediction_score:cdf_after
+                - deploy:model_prediction_score:cdf_before
+              )
+            )
+            """,
+        )
     )
+    records.append(
+        _record(
+            "deploy:model_prediction_score:ks_chance_bound",
+            f"""
+            {_number(_KS_COEFFICIENT)} * sqrt(
+                1 / deploy:model_prediction_score:samples_after
+              + 1 / deploy:model_prediction_score:samples_before
+            )
+            """,
+        )
+    )
+    return _group("obslab-deploys", config, records + _deploy_regressions(config))
+
+
+def _before_and_after(metric: str, operation: str, attribution: str) -> list[dict]:
+    """The new version's figure, and the previous version's last figure while it was live.
+
+    For a rolling deploy the previous version's last figure is from just before it stopped;
+    during a canary the previous version is still live, so it is its current figure.
     """
-    return _lines(
-        f"0 * {newest} + 1",
-        "+ on (job) group_left (ref_version, ref_model_version)",
-        f"0 * max by (job, ref_version, ref_model_version) ({_promql(prior)})",
-    )
-
-
-def _compared_figures(config: Profile) -> list[dict]:
-    """Each figure of the judged deploy (after), of its reference (before: same moment when
-    the reference still serves, else its baseline just before it stopped), and of the
-    previous release's last recent and baseline windows (prior_recent, prior_baseline)."""
-    memory = config.duration("deploy.memory")
-    reference = "deploy:release_reference:info"
-    previous = "deploy:release_previous:info"
-    records = []
-    for metric, keys in [(m, "job, version") for m in _HTTP_FIGURES] + [
-        ("model_prediction_score_bucket", _RELEASE),
-        ("model_feature_bin", _RELEASE),
-    ]:
-        ref_keys = "job, ref_version" + (", ref_model_version" if "model" in keys else "")
-        copied = "previous_version, commit" + ("" if "model" in keys else ", model_version")
-        # Inputs are binned on the training deciles of the model that saw them: only releases
-        # of one model compare theirs.
-        if metric == "model_feature_bin":
-            copied = "version, previous_version, commit"
-        elif "model" in keys:
-            copied = "version, previous_version, commit, model_version"
-
-        def joined(
-            info: str,
-            figure: str,
-            keep_ref: bool = False,
-            keys: str = keys,
-            ref_keys: str = ref_keys,
-            copied: str = copied,
-        ) -> str:
-            relabelled = _as_reference(figure, with_model="model" in keys)
-            if "model" in keys:
-                body = _lines(
-                    f"0 * {info}",
-                    f"+ on ({ref_keys}) group_right ({copied})",
-                    relabelled,
-                )
-            else:
-                body = _lines(f"0 * {info}", f"+ on ({ref_keys}) group_left ()", relabelled)
-            if keep_ref:
-                return body
-            return _lines("sum without (ref_version, ref_model_version) (", body, ")")
-
-        after_join = (
-            f"+ on ({keys}) group_left (previous_version, commit)"
-            if "model" in keys
-            else f"+ on ({keys}) group_left (previous_version, commit, model_version)"
+    figure = f"job_version:{metric}:{operation}"
+    previous = _lines(
+        f"""
+        label_replace(
+          label_replace(last_over_time({figure}[{attribution}]),
+            "previous_version", "$1", "version", "(.*)"),
+          "version", "", "version", ".*"
         )
-        after_info = f"max without (ref_version, ref_model_version) (0 * {reference})"
-        records.append(
-            _record(
-                f"deploy:{metric}:after",
-                _lines(f"job_version:{metric}:compared", after_join, after_info),
-            )
-        )
-        records.append(
-            _record(
-                f"deploy:{metric}:before",
-                _lines(
-                    joined(reference, f"job_version:{metric}:compared"),
-                    "or",
-                    joined(reference, f"last_over_time(job_version:{metric}:baseline[{memory}])"),
-                ),
-            )
-        )
-        if metric == "model_feature_bin":
-            continue
-        for role in ("recent", "baseline"):
-            records.append(
-                _record(
-                    f"deploy:{metric}:prior_{role}",
-                    joined(
-                        previous,
-                        f"last_over_time(job_version:{metric}:{role}[{memory}])",
-                        keep_ref=True,
-                    ),
-                )
-            )
-    return records
-
-
-def _as_reference(figure: str, *, with_model: bool) -> str:
-    """``figure`` with its release labels moved to ``ref_version`` (and ``ref_model_version``)."""
-    relabelled = f'label_replace({figure}, "ref_version", "$1", "version", "(.*)")'
-    if with_model:
-        relabelled = (
-            f'label_replace({relabelled}, "ref_model_version", "$1", "model_version", "(.*)")'
-        )
-    return relabelled
-
-
-def _scaled(failures: str, total: str, plus: str = "") -> str:
-    """A ratio of counts on the Anscombe scale (see ``two_proportion_z``)."""
-    share = f"({failures} + {_ANSCOMBE_COUNT}) / ({total} + {_ANSCOMBE_TOTAL})"
-    if plus:
-        share = f"clamp_max({share} + {plus}, 1)"
-    return f"2 * asin(sqrt({share}))"
-
-
-def _z_score(failures: str, total: str, after: str, before: str, margin: str = "") -> str:
-    return _lines(
-        "(",
-        f"  {_scaled(f'{failures}:{after}', f'{total}:{after}')}",
-        f"- {_scaled(f'{failures}:{before}', f'{total}:{before}', margin)}",
-        ")",
-        f"/ sqrt(1 / ({total}:{after} + 0.5) + 1 / ({total}:{before} + 0.5))",
-    )
-
-
-def _statistics(config: Profile) -> list[dict]:
-    """Ratios, z-scores, score distributions and their distances, input chi-squares."""
-    margins = {
-        "http_request_errors": _number(config.fraction("deploy.error_ratio_margin")),
-        "http_request_slow": _number(config.fraction("deploy.slow_ratio_margin")),
-    }
-    min_samples = _number(config.number("deploy.min_score_samples"))
-    alpha = config.fraction("deploy.significance")
-    coefficient = _number(round(ks_coefficient(alpha), 6))
-    records = []
-    for metric, margin in margins.items():
-        total = "deploy:http_requests"
-        part = f"deploy:{metric}"
-        records += [
-            _record(f"{part}:ratio_after", f"{part}:after / {total}:after"),
-            _record(f"{part}:ratio_before", f"{part}:before / {total}:before"),
-            # The new release against the reference plus the margin: convicts.
-            _record(f"{part}:z_score", _z_score(part, total, "after", "before", margin)),
-            # The reference plus the margin against the new release: acquits.
-            _record(
-                f"{part}:z_acquit",
-                _lines(
-                    "(",
-                    f"  {_scaled(f'{part}:before', f'{total}:before', margin)}",
-                    f"- {_scaled(f'{part}:after', f'{total}:after')}",
-                    ")",
-                    f"/ sqrt(1 / ({total}:after + 0.5) + 1 / ({total}:before + 0.5))",
-                ),
-            ),
-            # The previous release's last recent window against its own baseline: a
-            # regression that was there before the deploy, or beside the canary.
-            _record(
-                f"{part}:prior_z_score",
-                _z_score(part, total, "prior_recent", "prior_baseline"),
-            ),
-        ]
-    score = "deploy:model_prediction_score"
-    bucket = "deploy:model_prediction_score_bucket"
-    for side in ("after", "before", "prior_recent", "prior_baseline"):
-        records += [
-            _record(f"{score}:samples_{side}", f'sum without (le) ({bucket}:{side}{{le="+Inf"}})'),
-            _record(
-                f"{score}:cdf_{side}",
-                f"""
-                {bucket}:{side}
-                  / ignoring (le) group_left ()
-                ({score}:samples_{side} >= {min_samples})
-                """,
-            ),
-        ]
-    pairs = (("", "after", "before"), ("prior_", "prior_recent", "prior_baseline"))
-    for prefix, one, other in pairs:
-        records += [
-            _record(
-                f"{score}:{prefix}ks_distance",
-                f"max without (le) (abs({score}:cdf_{one} - {score}:cdf_{other}))",
-            ),
-            _record(
-                f"{score}:{prefix}ks_chance_bound",
-                f"""
-                {coefficient} * sqrt(
-                    1 / {score}:samples_{one}
-                  + 1 / {score}:samples_{other}
-                )
-                """,
-            ),
-        ]
-    inputs = "deploy:model_feature_bin"
-    records += [
-        _record("deploy:model_feature:samples_after", f"sum without (bin) ({inputs}:after)"),
-        _record("deploy:model_feature:samples_before", f"sum without (bin) ({inputs}:before)"),
-        # Chi-square test of homogeneity of two binned samples, per feature.
-        _record(
-            "deploy:model_feature:chi_square",
-            f"""
-            sum without (bin) (
-                (
-                    {inputs}:after
-                    * ignoring (bin) group_left () deploy:model_feature:samples_before
-                  - {inputs}:before
-                    * ignoring (bin) group_left () deploy:model_feature:samples_after
-                ) ^ 2
-              / (
-                  ({inputs}:after + {inputs}:before > 0)
-                * ignoring (bin) group_left ()
-                  (deploy:model_feature:samples_after * deploy:model_feature:samples_before)
-                )
-            )
-            and deploy:model_feature:samples_after >= {min_samples}
-            and deploy:model_feature:samples_before >= {min_samples}
-            """,
-        ),
-    ]
-    return records
-
-
-def _outside_causes(config: Profile) -> list[dict]:
-    """What else explains a job's regression, by reason, and which signals it explains; a
-    cause counts while it lasts and for the comparison window after (its failures are in the
-    new release's counts that long)."""
-    scoring = config.text("selectors.scoring")
-    targets = config.text("selectors.targets")
-    services = config.text("selectors.services")
-    window = config.duration("rate_window")
-    threshold = _latency_threshold(config)
-    calls = f"sum by (job, dependency) (rate(dependency_requests_total{{{scoring}}}[{window}]))"
-    durations = "dependency_request_duration_seconds"
-    jobs = f"group by (job) (app_build_info{{{services}}})"
-
-    def because(expr: str, reason: str, source: str, affects: str) -> str:
-        return _lines(
-            "label_replace(label_replace(max by (job, dependency) (",
-            _promql(expr),
-            f'), "reason", "{reason}", "{source}", "(.*)"), "affects", "{affects}", "", "")',
-        )
-
-    active = _lines(
-        "max by (job, reason, affects) (",
-        because(
-            f"""
-            sum by (job, dependency) (
-              rate(dependency_requests_total{{{scoring},outcome=~"error|timeout"}}[{window}])
-            )
-            / {calls}
-            > {_number(config.fraction("dependency.max_failure_ratio"))}
-            """,
-            "calls to $1 were failing",
-            "dependency",
-            "errors latency scores",
-        ),
-        "or",
-        because(
-            f"""
-            1 - sum by (job, dependency) (
-              rate({durations}_bucket{{{scoring},le="{threshold}"}}[{window}])
-            )
-            / sum by (job, dependency) (rate({durations}_count{{{scoring}}}[{window}]))
-            > {_number(config.fraction("deploy.dependency_slow_ratio"))}
-            """,
-            "calls to $1 were slow",
-            "dependency",
-            "latency",
-        ),
-        "or",
-        # Any target of another service down: that job's own instances may be the release's
-        # doing, the others' are not.
-        _lines(
-            "label_replace(label_replace(",
-            f"  ({jobs} * on () group_left () count(up{{{targets}}} == 0))",
-            f"  - on (job) (count by (job) (up{{{targets}}} == 0) or 0 * {jobs})",
-            "  > 0,",
-            '"reason", "a target of another service was down", "", ""),',
-            '"affects", "errors latency scores", "", "")',
-        ),
-        ")",
+        """
     )
     return [
-        _record("job:deploy_outside_cause:active", active),
         _record(
-            "job:deploy_outside_cause:seen",
-            "max_over_time(job:deploy_outside_cause:active"
-            f"[{config.duration('deploy.comparison_window')}])",
+            f"deploy:{metric}:{operation}_after",
+            f"""
+            {figure}
+              + on (job, version) group_left (previous_version, commit, model_version)
+            0 * deploy:app_deploy_age_seconds:recent
+            """,
+        ),
+        _record(
+            f"deploy:{metric}:{operation}_before",
+            _lines(
+                previous,
+                """
+                  + on (job, previous_version) group_left (version, commit, model_version)
+                0 * deploy:app_deploy_age_seconds:recent
+                """,
+            ),
         ),
     ]
 
 
 def _deploy_regressions(config: Profile) -> list[dict]:
-    """Per signal: the regression (significant against the reference), what clears it, the
-    conviction (unexplained, shown within the onset window, held while it lasts), and the
-    alert."""
-    alpha = config.fraction("deploy.significance")
-    z = _number(round(z_critical(alpha), 4))
-    floor = _number(config.fraction("deploy.max_ks_distance"))
-    chi_square = _number(round(chi_square_critical(alpha / _INPUT_FEATURES, _INPUT_BINS - 1), 3))
-    score = "deploy:model_prediction_score"
-    conditions = {
-        "http_request_errors": (
-            f"deploy:http_request_errors:ratio_after\nand deploy:http_request_errors:z_score > {z}",
-            f"deploy:http_request_errors:prior_z_score > {z}",
-            "errors rose on $1 too",
-            f"deploy:http_request_errors:z_acquit > {z}",
-            "errors",
-        ),
-        "http_request_slow": (
-            f"deploy:http_request_slow:ratio_after\nand deploy:http_request_slow:z_score > {z}",
-            f"deploy:http_request_slow:prior_z_score > {z}",
-            "requests slowed on $1 too",
-            f"deploy:http_request_slow:z_acquit > {z}",
-            "latency",
-        ),
-        "model_prediction_score": (
-            f"{score}:ks_distance > {floor}\nand {score}:ks_distance > {score}:ks_chance_bound",
-            f"{score}:prior_ks_distance > {floor}\n"
-            f"and {score}:prior_ks_distance > {score}:prior_ks_chance_bound",
-            "scores moved on $1 too",
-            f"{score}:ks_distance + {score}:ks_chance_bound < {floor}",
-            "scores",
-        ),
-    }
-    onset = _number(config.seconds("deploy.onset_window"))
-    hold = config.duration("deploy.for")
-    memory = config.duration("deploy.onset_window")
-    references = config.duration("deploy.memory")
-    records = []
-    for signal, (regressed, prior, prior_reason, acquit, affects) in conditions.items():
-        part = f"deploy:{signal}"
-        explained = [
-            f"""
-            0 * {part}:regression
-            + on (job) group_right (version, previous_version, commit, model_version)
-            job:deploy_outside_cause:seen{{affects=~".*{affects}.*"}}
-            """,
-            f"""
-            label_replace({_promql(prior)}, "reason", "{prior_reason}", "ref_version", "(.*)")
-            and on ({_DEPLOY}) {part}:regression
-            """,
-        ]
-        if signal == "model_prediction_score":
-            explained.append(
-                f"""
-                label_replace(
-                  deploy:model_feature:chi_square > {chi_square},
-                  "reason", "the inputs of $1 had drifted", "feature", "(.*)"
-                )
-                and on ({_DEPLOY}) {part}:regression
-                """
-            )
-        records += [
-            _record(f"{part}:regression", regressed),
-            _record(
-                f"{part}:cleared",
-                _lines(
-                    f"group by ({_DEPLOY}, reason) (",
-                    "\nor\n".join(_promql(branch) for branch in explained),
-                    ")",
-                ),
-            ),
-            _record(
-                f"{part}:unexplained",
-                f"{part}:regression unless on ({_DEPLOY}) {part}:cleared",
-            ),
-            # Shown no worse than its reference, beyond chance: a release that served cleanly
-            # and regresses later met something else, and a release convicted before it is
-            # fixed by this one.
-            _record(f"{part}:clean", acquit),
-            # Acquitted: nothing to judge the newest release against, or it is clean, or it
-            # is a rollback (a release an earlier deploy of the job was judged against). A
-            # rollback's scores need not be closer to its reference than the floor, beyond
-            # chance, to end the page of the release it undoes.
-            _record(
-                f"{part}:acquitted",
-                f"""
-                group by (job) (
-                  deploy:app_deploy_age_seconds:recent
-                  unless on (job) deploy:release_reference:info
-                )
-                or group by (job) ({part}:clean)
-                or group by (job) (
-                  label_replace(
-                    label_replace(
-                      deploy:app_deploy_age_seconds:recent,
-                      "ref_version", "$1", "version", "(.*)"
-                    ),
-                    "ref_model_version", "$1", "model_version", "(.*)"
-                  )
-                  and on (job, ref_version, ref_model_version)
-                  last_over_time(deploy:release_reference:info[{references}])
-                )
-                """,
-            ),
-            # Convicted within the onset window, then for as long as the regression lasts;
-            # a release replaced while convicted stays convicted until the job's newest
-            # release is acquitted (a rollback or a fix), not because another replaced it.
-            _record(
-                f"{part}:convicted",
-                f"""
-                (
-                  {part}:unexplained
-                  and on ({_DEPLOY}) (
-                    (
-                      deploy:app_deploy_age_seconds:recent < {onset}
-                      unless on ({_DEPLOY}) last_over_time({part}:clean[{memory}])
-                    )
-                    or last_over_time({part}:convicted[{hold}])
-                  )
-                )
-                or (
-                  last_over_time({part}:convicted[{hold}])
-                  unless on ({_DEPLOY}) deploy:release_reference:info
-                  unless on (job) {part}:acquitted
-                )
-                """,
-            ),
-        ]
-    records.append(
-        _record(
-            "obslab:app_deploy_clearance:reason",
-            """
-            group by (reason) (
-              (
-                   deploy:http_request_errors:cleared
-                or deploy:http_request_slow:cleared
-                or deploy:model_prediction_score:cleared
-              )
-              and on (job, version) obslab:app_deploy_timestamp_seconds:latest
-            )
-            """,
-        )
-    )
-    return records + _deploy_alerts(config, z)
+    """Each deploy alert: its regression, recorded; the same while the deploy was young; the
+    alert on both.
 
-
-def _deploy_alerts(config: Profile, z: str) -> list[dict]:
-    shown_z = f"{float(z):.2f}"
-    comparison = config.duration("deploy.comparison_window")
-    error_margin = _percent(config.fraction("deploy.error_ratio_margin"))
-    slow_margin = _percent(config.fraction("deploy.slow_ratio_margin"))
-    threshold = f"{_plain(config.number('deploy.latency_threshold_seconds') * 1000)}ms"
-    floor = _plain(config.fraction("deploy.max_ks_distance"))
-    onset = config.duration("deploy.onset_window")
-    hold = config.duration("deploy.for")
-    scoring = config.text("selectors.scoring")
-    # The deploy's commit, model and age, while it is the newest deploy of its job.
+    A regression that shows only later (a dependency failing minutes after a deploy) is not
+    the deploy's, so an alert needs the regression to have shown within the onset window.
+    """
+    window = config.duration("rate_window")
+    error_factor = config.number("deploy.error_ratio_factor")
+    error_delta = config.fraction("deploy.error_ratio_delta")
+    latency_factor = config.number("deploy.latency_factor")
+    latency_delta = config.number("deploy.latency_delta_seconds")
+    max_ks = config.fraction("deploy.max_ks_distance")
+    # The deploy's commit, model and age come from its deploy:app_deploy_age_seconds:recent.
     deployed = (
-        "{{ $labels.job }} {{ $labels.version }} "
-        "{{ with query (printf `deploy:app_deploy_age_seconds:recent{job=%q,version=%q}` "
-        "$labels.job $labels.version) }}{{ with first . }}"
-        "(commit {{ .Labels.commit }}, model {{ .Labels.model_version }}, "
-        "deployed {{ .Value | humanizeDuration }} ago)"
-        "{{ end }}{{ else }}(since replaced by a release no better than it){{ end }} "
+        "Since {{ $labels.job }} {{ $labels.version }} "
+        "{{ with query (printf `deploy:app_deploy_age_seconds:recent{job=%q}` $labels.job) }}"
+        "{{ with first . }}(commit {{ .Labels.commit }}, model {{ .Labels.model_version }}) "
+        "was deployed {{ .Value | humanizeDuration }} ago{{ end }}{{ end }}, "
     )
-    reference = (
-        "{{ with query (printf `deploy:release_reference:info{job=%q}` $labels.job) }}"
-        "{{ with first . }}{{ .Labels.ref_version }} (model {{ .Labels.ref_model_version }})"
-        "{{ end }}{{ else }}{{ $labels.previous_version }}{{ end }}"
-    )
-    same = (
-        "the last release proven good (compared on traffic of the same moment while it still "
-        "serves, else on its last @baseline before the deploy)"
-    )
-    baseline = config.duration("deploy.baseline_window")
-
-    def z_of(record: str) -> str:
-        return _query_value(record + "{job=%q}", 'printf "%.1f"')
-
-    expected = (
-        "max by (job, version, model_version) ("
-        f"last_over_time(app_expected_score_shift{{{scoring}}}[{onset}])) == 1"
-    )
-    shift_summary = (
-        "{{ $labels.job }} {{ $labels.version }} (model {{ $labels.model_version }}) "
-        "scores unlike {{ $labels.previous_version }}"
-    )
-    shift_description = deployed + _Text(
-        "scores unlike its reference "
-        + reference
-        + ' did: a binned Kolmogorov-Smirnov distance of {{ $value | printf "%.2f" }} '
-        "between their scores over the last @window, beyond both @floor and the chance bound "
-        + _query_value("deploy:model_prediction_score:ks_chance_bound{job=%q}", 'printf "%.2f"')
-        + " for the predictions behind it (median "
-        + _query_value(
-            "histogram_quantile(0.5, deploy:model_prediction_score:cdf_after{job=%q})",
-            'printf "%.2f"',
-        )
-        + " against "
-        + _query_value(
-            "histogram_quantile(0.5, deploy:model_prediction_score:cdf_before{job=%q})",
-            'printf "%.2f"',
-        )
-        + "). No failing dependency, down target, drifted input or shift on the previous "
-        "release explains it. "
-    ).substitute(window=config.duration("deploy.prediction_window"), floor=floor)
     return [
-        _alert(
+        *_attribution(
             config,
             "DeployErrorRegression",
-            expr="max without (model_version) (deploy:http_request_errors:convicted)",
-            for_=hold,
-            severity="page",
+            regression="http_request_errors:regression",
+            condition=f"""
+            deploy:http_request_errors:ratio_after
+              > {_number(error_factor)} * deploy:http_request_errors:ratio_before
+            and deploy:http_request_errors:ratio_after - deploy:http_request_errors:ratio_before
+              > {_number(error_delta)}
+            """,
+            labels_dropped="model_version",
             summary="{{ $labels.job }} {{ $labels.version }} raised the error ratio "
             "it took over from {{ $labels.previous_version }}",
             description=deployed
             + _Text(
-                "answered {{ $value | humanizePercentage }} of its API requests with a 5xx over "
-                "the last @window, against "
+                "{{ $value | humanizePercentage }} of its requests answered 5xx over the last "
+                "@window, against "
                 + _query_value(
                     "deploy:http_request_errors:ratio_before{job=%q}", "humanizePercentage"
                 )
-                + " on "
-                + reference
-                + f", {same}. It exceeds that by more than @margin beyond chance: z = "
-                + z_of("deploy:http_request_errors:z_score")
-                + ", convicted above @z. No failing dependency, down target or rise on the "
-                "previous release explains it. Roll back: `obslab deploy rollback`."
-            ).substitute(window=comparison, margin=error_margin, z=shown_z, baseline=baseline),
+                + " on {{ $labels.previous_version }}, the version before it "
+                "(alert above @factor times and @delta more). "
+                "Roll back unless another alert explains it."
+            ).substitute(window=window, factor=_plain(error_factor), delta=_percent(error_delta)),
         ),
-        _alert(
+        *_attribution(
             config,
             "DeployLatencyRegression",
-            expr="max without (model_version) (deploy:http_request_slow:convicted)",
-            for_=hold,
-            severity="page",
+            regression="http_request_duration_seconds:regression",
+            condition=f"""
+            deploy:http_request_duration_seconds:p95_after
+              > {_number(latency_factor)} * deploy:http_request_duration_seconds:p95_before
+            and deploy:http_request_duration_seconds:p95_after
+              - deploy:http_request_duration_seconds:p95_before
+              > {_number(latency_delta)}
+            """,
+            labels_dropped="model_version",
             summary="{{ $labels.job }} {{ $labels.version }} is slower "
             "than {{ $labels.previous_version }} was",
             description=deployed
             + _Text(
-                "took longer than @threshold for {{ $value | humanizePercentage }} of its API "
-                "requests over the last @window, against "
+                "its p95 latency over the last @window is {{ $value | humanizeDuration }}, "
+                "against "
                 + _query_value(
-                    "deploy:http_request_slow:ratio_before{job=%q}", "humanizePercentage"
+                    "deploy:http_request_duration_seconds:p95_before{job=%q}", "humanizeDuration"
                 )
-                + " on "
-                + reference
-                + f", {same}. It exceeds that by more than @margin beyond chance: z = "
-                + z_of("deploy:http_request_slow:z_score")
-                + ", convicted above @z. No slow or failing dependency, down target or "
-                "slowdown on the previous release explains it. Roll back: "
-                "`obslab deploy rollback`."
+                + " on {{ $labels.previous_version }}, the version before it "
+                "(alert above @factor times and @delta more). "
+                "Roll back unless another alert explains it."
             ).substitute(
-                window=comparison,
-                threshold=threshold,
-                margin=slow_margin,
-                z=shown_z,
-                baseline=baseline,
+                window=window,
+                factor=_plain(latency_factor),
+                delta=f"{_plain(latency_delta * 1000)}ms",
             ),
         ),
-        _alert(
+        *_attribution(
             config,
             "DeployPredictionShift",
-            expr=f"""
-            max without (commit) (
-              deploy:model_prediction_score:convicted
-              unless on (job, version, model_version) {expected}
-            )
+            regression="model_prediction_score:shift",
+            # Large enough to matter, and too large for chance on the predictions behind it.
+            condition=f"""
+            deploy:model_prediction_score:ks_distance > {_number(max_ks)}
+            and deploy:model_prediction_score:ks_distance
+              > deploy:model_prediction_score:ks_chance_bound
             """,
-            for_=hold,
-            severity="page",
-            summary=shift_summary,
-            description=shift_description
-            + "Decisions follow the scores: roll back (`obslab deploy rollback`) unless the "
-            "shift is intended.",
+            labels_dropped="commit",
+            summary="{{ $labels.job }} {{ $labels.version }} (model {{ $labels.model_version }}) "
+            "scores unlike {{ $labels.previous_version }}",
+            description=deployed
+            + _Text(
+                "its scores over the last @window depart from those of "
+                "{{ $labels.previous_version }} by a binned Kolmogorov-Smirnov distance of "
+                '{{ printf "%.2f" $value }} (alert above @ks): median score '
+                + _query_value(
+                    "histogram_quantile(0.5, deploy:model_prediction_score:cdf_after{job=%q})",
+                    'printf "%.2f"',
+                )
+                + " against "
+                + _query_value(
+                    "histogram_quantile(0.5, deploy:model_prediction_score:cdf_before{job=%q})",
+                    'printf "%.2f"',
+                )
+                + " on {{ $labels.previous_version }}. Decisions follow the scores: roll back "
+                "unless the shift is intended."
+            ).substitute(window=config.duration("deploy.prediction_window"), ks=_plain(max_ks)),
+        ),
+    ]
+
+
+def _attribution(
+    config: Profile,
+    name: str,
+    *,
+    regression: str,
+    condition: str,
+    labels_dropped: str,
+    summary: str,
+    description: str,
+) -> list[dict]:
+    """``deploy:<regression>``, ``deploy:<regression>_at_onset``, and the alert ``name``.
+
+    The alert keeps the contract's labels: it drops ``labels_dropped`` from the deploy's.
+    """
+    onset = _number(config.seconds("deploy.onset_window"))
+    attribution = config.duration("deploy.attribution_window")
+    return [
+        _record(f"deploy:{regression}", condition),
+        _record(
+            f"deploy:{regression}_at_onset",
+            f"""
+            deploy:{regression}
+            and on (job) deploy:app_deploy_age_seconds:recent < {onset}
+            """,
         ),
         _alert(
             config,
-            "DeployPredictionShift",
+            name,
             expr=f"""
-            max without (commit) (
-              deploy:model_prediction_score:convicted
-              and on (job, version, model_version) {expected}
+            max without ({labels_dropped}) (
+              deploy:{regression}
+              and last_over_time(deploy:{regression}_at_onset[{attribution}])
             )
             """,
-            for_=hold,
-            severity="ticket",
-            summary=shift_summary + " (an intended shift)",
-            description=shift_description
-            + "The release declares the shift intended (`app_expected_score_shift`): "
-            "check that the new distribution is the intended one, and that decisions still "
-            "follow policy.",
+            for_=config.duration("deploy.for"),
+            severity="page",
+            summary=summary,
+            description=description,
         ),
     ]
 

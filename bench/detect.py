@@ -413,12 +413,10 @@ def _bad_deploy(scene: Scene) -> dict[str, float]:
 
 
 def _model_regression(scene: Scene) -> dict[str, float]:
-    # The new release's scores are compared once its window holds the minimum sample; m3's
-    # distance from m1 (about 0.6) is above the KS chance bound at that sample, so the
-    # sample decides.
-    return {
-        "DeployPredictionShift": scene.thresholds.number("deploy.min_score_samples") / LOAD_RATE
-    }
+    # The new version's prediction rate over the window grows as its own series fills the
+    # window, and its scores are compared only above the minimum rate.
+    shift = scene.fill("deploy.min_prediction_rate", LOAD_RATE, "deploy.prediction_window")
+    return {"DeployPredictionShift": shift}
 
 
 def _missing_features(scene: Scene) -> dict[str, float]:

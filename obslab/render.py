@@ -20,11 +20,10 @@ from obslab.topology import Instance, Topology
 LOAD_BALANCED = ("scoring", "features")
 
 #: The labels that say what a two-level alert is about (ErrorBudgetBurn's job, FeatureDrift's
-#: feature and model_version, PredictionDrift's model_version, DeployPredictionShift's release):
-#: a page inhibits a ticket only when all of them match, and a label both lack matches.
-#: ErrorBudgetBurn's ``window`` is left out: it is the alert's level (fast pages, slow
-#: tickets), not its subject.
-SAME_SUBJECT = ("alertname", "job", "feature", "model_version", "version", "previous_version")
+#: feature and model_version, PredictionDrift's model_version): a page inhibits a ticket only
+#: when all of them match, and a label both lack matches. ErrorBudgetBurn's ``window`` is left
+#: out: it is the alert's level (fast pages, slow tickets), not its subject.
+SAME_SUBJECT = ("alertname", "job", "feature", "model_version")
 
 
 def _header(profile: str) -> str:

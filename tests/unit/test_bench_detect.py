@@ -187,8 +187,13 @@ def test_concept_drift_takes_accuracy_well_below_the_alert_threshold() -> None:
     assert drop > load_profile("test").fraction("accuracy.max_drop")
 
 
-def test_the_new_release_must_gather_the_minimum_score_sample() -> None:
-    expected = load_profile("test").number("deploy.min_score_samples") / LOAD_RATE
+def test_the_new_version_must_fill_the_window_up_to_the_minimum_prediction_rate() -> None:
+    test = load_profile("test")
+    expected = (
+        test.number("deploy.min_prediction_rate")
+        / LOAD_RATE
+        * test.seconds("deploy.prediction_window")
+    )
     assert onsets("model-regression", {}, "test")["DeployPredictionShift"] == expected
 
 
