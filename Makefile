@@ -35,9 +35,12 @@ fmt: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-# Regenerate alerts/obslab.rules.yml from alerts/rules.py and alerts/thresholds.yaml.
+# Regenerate every file rendered from alerts/rules.py and alerts/thresholds.yaml: the native
+# rules, compose's Prometheus and Alertmanager configs, and deploy/k8s/.
 rules: setup
 	$(BIN)/python -m alerts.rules
+	$(BIN)/python -m obslab.compose
+	$(BIN)/python -m obslab.k8s
 
 # Benchmarks (drift detection quality, ...): one table, also saved under .obslab/bench/.
 bench: setup

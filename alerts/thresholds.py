@@ -41,6 +41,25 @@ class Profile:
             self._reject(key, "a non-empty string")
         return value
 
+    def choice(self, key: str, options: tuple[str, ...]) -> str:
+        """One of ``options``, as written."""
+        value = self._get(key)
+        if value not in options:
+            self._reject(key, "one of " + ", ".join(options))
+        return value
+
+    def names(self, key: str) -> list[str]:
+        """A non-empty list of distinct names, such as Prometheus job names."""
+        value = self._get(key)
+        if (
+            not isinstance(value, list)
+            or not value
+            or not all(isinstance(name, str) and name.strip() for name in value)
+            or len(set(value)) != len(value)
+        ):
+            self._reject(key, "a list of distinct non-empty names")
+        return list(value)
+
     def number(self, key: str) -> float:
         """A finite number, zero or more."""
         value = self._get(key)
@@ -66,6 +85,15 @@ class Profile:
 
     def seconds(self, key: str) -> float:
         return duration_seconds(self.duration(key))
+
+    def overridden(self, key: str, value: object, origin: str) -> Profile:
+        """This profile with ``key`` set to ``value``; errors about it name ``origin``.
+
+        For a setting that belongs to the running stack rather than to the thresholds, such as
+        the address the runbook is served at.
+        """
+        self._get(key)
+        return Profile(self.name, self.path, {**self._settings, key: (value, origin)})
 
     def ensure_all_read(self) -> None:
         """Fail on keys nothing read: a misspelt key would otherwise be ignored silently."""

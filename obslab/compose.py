@@ -84,6 +84,12 @@ def prometheus_config(stack: StackConfig, remote_write_url: str | None = None) -
     return _dump(document)
 
 
+def runbook_base_url(stack: StackConfig) -> str:
+    """The runbook as a browser on the Docker host reaches it (Grafana and Alertmanager's UI
+    open runbook links there): oncall's published port on localhost."""
+    return f"http://localhost:{stack.oncall.port}/runbook"
+
+
 def alertmanager_config(stack: StackConfig) -> str:
     profile = stack.profile(PROFILE)
     document = yaml.safe_load(render_alertmanager(stack, profile, StateLayout(Path("/unused"))))
@@ -103,7 +109,7 @@ def rendered_files(
     stack = stack or load_stack()
     return {
         PROMETHEUS_CONFIG: prometheus_config(stack, remote_write_url),
-        RULES: render_rules(stack.profile(PROFILE)),
+        RULES: render_rules(stack.profile(PROFILE), runbook_base_url(stack)),
         ALERTMANAGER_CONFIG: alertmanager_config(stack),
     }
 

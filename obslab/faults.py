@@ -101,10 +101,12 @@ CATALOGUE: dict[str, Fault] = {
             "service",
             "features answers slowly; scoring's calls to it time out",
             _service_params("slow-dependency"),
-            alerts=("HighLatency", "DependencyFailing", "HighErrorRate"),
+            # Scoring's errors and latency are held back by DependencyFailing, their cause;
+            # features' own latency has none and pages.
+            alerts=("HighLatency", "DependencyFailing"),
             # Every lookup holds a features thread until scoring gives up on it, so
             # Prometheus's scrapes can queue behind them.
-            may_alert=("ErrorBudgetBurn", "TargetDown"),
+            may_alert=("HighErrorRate", "ErrorBudgetBurn", "LatencyBudgetBurn", "TargetDown"),
             signals=(
                 "panel: Latency p95 by route (scoring /predict and features rise together)",
                 "panel: Dependency calls by outcome (timeouts)",
@@ -127,8 +129,10 @@ CATALOGUE: dict[str, Fault] = {
             "service",
             "a share of scoring's /predict requests fail with 500",
             _service_params("error-burst"),
-            alerts=("HighErrorRate", "ErrorBudgetBurn"),
-            may_alert=(),
+            # HighErrorRate holds the budget burn back: it pages, if at all, once the outage
+            # has ended and its short window is still hot.
+            alerts=("HighErrorRate",),
+            may_alert=("ErrorBudgetBurn",),
             signals=(
                 "panel: Error ratio by route (only scoring /predict)",
                 "span: the scoring server span of /predict ends in error before feature_lookup",
@@ -190,7 +194,7 @@ CATALOGUE: dict[str, Fault] = {
             alerts=("DeployPredictionShift",),
             # m3's baseline is its own (shifted) training scores, so PSI against it stays low:
             # only the comparison with the previous version sees the shift.
-            may_alert=("ModelAccuracyDrop", "PredictionDrift"),
+            may_alert=("ModelAccuracyDrop", "ModelCalibrationDrift", "PredictionDrift"),
             signals=(
                 "panel: Prediction score distribution by model version (shifted up)",
                 "panel: Decisions by model version (declines jump)",
@@ -306,7 +310,8 @@ CATALOGUE: dict[str, Fault] = {
             "the world changes: the same inputs now lead to different outcomes",
             {},
             alerts=("ModelAccuracyDrop",),
-            may_alert=(),
+            # More defaults than the model predicts, too.
+            may_alert=("ModelCalibrationDrift",),
             signals=(
                 "panel: Accuracy from feedback vs baseline",
                 "panel: Feature PSI stays low: the inputs look normal",

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import yaml
 
 from alerts.rules import build_rules
+from alerts.thresholds import duration_seconds
 from app.settings import SERVICE_DEFAULTS
 from obslab.layout import StateLayout
 from obslab.stackconfig import Profile, StackConfig
@@ -19,11 +20,37 @@ from obslab.topology import Instance, Topology
 
 LOAD_BALANCED = ("scoring", "features")
 
-#: The labels that say what a two-level alert is about (ErrorBudgetBurn's job, FeatureDrift's
-#: feature and model_version, PredictionDrift's model_version): a page inhibits a ticket only
-#: when all of them match, and a label both lack matches. ErrorBudgetBurn's ``window`` is left
-#: out: it is the alert's level (fast pages, slow tickets), not its subject.
-SAME_SUBJECT = ("alertname", "job", "feature", "model_version")
+#: The labels that say what a two-level alert is about (TargetDown's and ErrorBudgetBurn's job,
+#: LatencyBudgetBurn's job and route, FeatureDrift's feature and model_version,
+#: DeployPredictionShift's release): a page inhibits a ticket only when all of them match, and a
+#: label both lack matches. ErrorBudgetBurn's ``window`` is left out: it is the alert's level
+#: (fast pages, chronic tickets), not its subject.
+SAME_SUBJECT = (
+    "alertname",
+    "job",
+    "route",
+    "feature",
+    "model_version",
+    "version",
+    "previous_version",
+)
+
+#: Causes: while one of these pages, the symptoms it explains are held back.
+CAUSES = ("TargetDown", "TargetAbsent", "DependencyFailing")
+#: Symptoms: what a job's users see whatever the cause.
+SYMPTOMS = ("HighErrorRate", "ErrorBudgetBurn", "HighLatency", "LatencyBudgetBurn")
+#: Which jobs call which: a dead job in a key fails the jobs that depend on it, which then
+#: report failing calls to it (DependencyFailing) among their symptoms.
+DEPENDENTS = {"features": ("scoring",)}
+#: The acute alert of an SLO holds back the budget burn it causes (one page for one problem):
+#: the burn pages on its own only for what the acute alert cannot see.
+ACUTE = (
+    ("HighErrorRate", "ErrorBudgetBurn", ("job",)),
+    ("HighLatency", "LatencyBudgetBurn", ("job", "route")),
+)
+
+#: The always-firing alert Alertmanager forwards to the oncall receiver's dead-man's switch.
+WATCHDOG = "Watchdog"
 
 
 def _header(profile: str) -> str:
@@ -34,9 +61,11 @@ def _local(port: int) -> str:
     return f"127.0.0.1:{port}"
 
 
-def render_rules(profile: Profile) -> str:
-    """The Prometheus rule file of ``profile``, built by ``alerts.rules``."""
-    return _header(profile.name) + yaml.safe_dump(build_rules(profile.name), sort_keys=False)
+def render_rules(profile: Profile, runbook_base_url: str) -> str:
+    """The Prometheus rule file of ``profile``, built by ``alerts.rules``, its runbook links
+    pointing at ``runbook_base_url``."""
+    rules = build_rules(profile.name, runbook_base_url=runbook_base_url)
+    return _header(profile.name) + yaml.safe_dump(rules, sort_keys=False)
 
 
 def render_prometheus(stack: StackConfig, profile: Profile, layout: StateLayout) -> str:
@@ -76,17 +105,29 @@ def render_targets(instances: Sequence[Instance]) -> str:
     return json.dumps(groups, indent=2) + "\n"
 
 
-def render_alertmanager(stack: StackConfig, profile: Profile, layout: StateLayout) -> str:
-    """alertmanager.yml: pages and tickets both go to the oncall receiver's webhook, and a
-    firing page holds back the ticket of the same alert about the same thing."""
-    timing = profile.alertmanager
+def runbook_base_url(stack: StackConfig) -> str:
+    """Where the native stack's oncall service serves alerts/runbook.md."""
+    return f"http://{_local(stack.oncall.port)}/runbook"
 
-    def receiver(severity: str) -> dict[str, object]:
+
+def watchdog_timeout_seconds(profile: Profile) -> int:
+    """How long oncall waits for the Watchdog before it pages: three of its repeat intervals,
+    so that one late or lost notification never pages."""
+    return round(3 * duration_seconds(profile.alertmanager.watchdog_repeat_interval))
+
+
+def render_alertmanager(stack: StackConfig, profile: Profile, layout: StateLayout) -> str:
+    """alertmanager.yml: pages interrupt, tickets wait a day between repeats, the Watchdog
+    feeds oncall's dead-man's switch, and a cause holds back the symptoms it explains."""
+    timing = profile.alertmanager
+    oncall = f"http://{_local(stack.oncall.port)}"
+
+    def receiver(name: str, path: str) -> dict[str, object]:
         return {
-            "name": f"oncall-{severity}",
+            "name": name,
             "webhook_configs": [
                 {
-                    "url": f"http://{_local(stack.oncall.port)}/webhook",
+                    "url": f"{oncall}{path}",
                     "send_resolved": True,
                     "http_config": {
                         "authorization": {
@@ -108,20 +149,28 @@ def render_alertmanager(stack: StackConfig, profile: Profile, layout: StateLayou
             "group_interval": timing.group_interval,
             "repeat_interval": timing.repeat_interval,
             "routes": [
-                {"receiver": f"oncall-{severity}", "matchers": [f'severity="{severity}"']}
-                for severity in ("page", "ticket")
+                {
+                    "receiver": "oncall-watchdog",
+                    "matchers": [f'alertname="{WATCHDOG}"'],
+                    "group_wait": "0s",
+                    "group_interval": timing.watchdog_group_interval,
+                    "repeat_interval": timing.watchdog_repeat_interval,
+                },
+                {"receiver": "oncall-page", "matchers": ['severity="page"']},
+                {
+                    "receiver": "oncall-ticket",
+                    "matchers": ['severity="ticket"'],
+                    "repeat_interval": timing.ticket_repeat_interval,
+                },
             ],
         },
-        "receivers": [receiver("page"), receiver("ticket")],
-        # A two-level alert tickets first and pages when it worsens: once it pages, its
-        # ticket is noise.
-        "inhibit_rules": [
-            {
-                "source_matchers": ['severity="page"'],
-                "target_matchers": ['severity="ticket"'],
-                "equal": list(SAME_SUBJECT),
-            }
+        # Pages and tickets reach the same webhook: oncall tells them apart by `severity`.
+        "receivers": [
+            receiver("oncall-page", "/webhook"),
+            receiver("oncall-ticket", "/webhook"),
+            receiver("oncall-watchdog", "/watchdog"),
         ],
+        "inhibit_rules": inhibit_rules(),
     }
     return _header(profile.name) + yaml.safe_dump(document, sort_keys=False)
 
@@ -161,6 +210,55 @@ EDGE_ERROR_PREFIX = "/_nginx/error/"
 
 #: The statuses whose answer is about the request's body, so it names the field and the limit.
 _BODY_ERRORS = {413: {"field": "body", "limit_bytes": BODY_LIMIT_BYTES}}
+
+
+def inhibit_rules() -> list[dict[str, object]]:
+    """Cause before symptom, acute before budget, page before ticket.
+
+    Inhibition happens in Alertmanager, not in the rules: the symptoms still fire, and
+    Alertmanager's API shows each held back by its cause (``status.inhibitedBy``).
+    """
+    causes = "|".join(CAUSES)
+    symptoms = "|".join(SYMPTOMS)
+    rules: list[dict[str, object]] = [
+        # A two-level alert tickets first and pages when it worsens: once it pages, its
+        # ticket is noise.
+        {
+            "source_matchers": ['severity="page"'],
+            "target_matchers": ['severity="ticket"'],
+            "equal": list(SAME_SUBJECT),
+        },
+        # A dead target or a failing dependency explains its own job's errors and latency.
+        {
+            "source_matchers": [f'alertname=~"{causes}"', 'severity="page"'],
+            "target_matchers": [f'alertname=~"{symptoms}"'],
+            "equal": ["job"],
+        },
+    ]
+    # A dead job explains its dependents' symptoms, and their failing calls to it.
+    for job, dependents in DEPENDENTS.items():
+        rules.append(
+            {
+                "source_matchers": [
+                    f'alertname=~"{"|".join(("TargetDown", "TargetAbsent"))}"',
+                    'severity="page"',
+                    f'job="{job}"',
+                ],
+                "target_matchers": [
+                    f'alertname=~"{symptoms}|DependencyFailing"',
+                    f'job=~"{"|".join(dependents)}"',
+                ],
+            }
+        )
+    for acute, burn, subject in ACUTE:
+        rules.append(
+            {
+                "source_matchers": [f'alertname="{acute}"'],
+                "target_matchers": [f'alertname="{burn}"'],
+                "equal": list(subject),
+            }
+        )
+    return rules
 
 
 def render_nginx(stack: StackConfig, topology: Topology, layout: StateLayout) -> str:

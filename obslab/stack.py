@@ -252,7 +252,7 @@ def _start(
     _check_ports(todo)
 
     profile = stack.profile(topology.profile)
-    _write_atomic(layout.rules_file, render.render_rules(profile))
+    _write_atomic(layout.rules_file, render.render_rules(profile, render.runbook_base_url(stack)))
     _write_atomic(layout.prometheus_config, render.render_prometheus(stack, profile, layout))
     _write_atomic(layout.alertmanager_config, render.render_alertmanager(stack, profile, layout))
     write_topology(layout.stack_file, topology)
@@ -326,6 +326,9 @@ def _stages(
                         "OBSLAB_ONCALL_TOKEN": secrets_.oncall_token,
                         # Asked for what each firing page is now: held back, or gone.
                         "OBSLAB_ALERTMANAGER_URL": _url(stack.alertmanager_port),
+                        "OBSLAB_WATCHDOG_TIMEOUT_SECONDS": str(
+                            render.watchdog_timeout_seconds(stack.profile(topology.profile))
+                        ),
                     },
                     layout,
                 )

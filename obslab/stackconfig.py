@@ -59,10 +59,17 @@ class LoadConfig:
 
 @dataclass(frozen=True)
 class AlertmanagerTiming:
+    """Alertmanager's timing: ``repeat_interval`` is the pages'; tickets repeat after
+    ``ticket_repeat_interval``; the Watchdog reaches oncall every ``watchdog_repeat_interval``
+    (checked every ``watchdog_group_interval``)."""
+
     group_wait: str
     group_interval: str
     repeat_interval: str
     resolve_timeout: str
+    ticket_repeat_interval: str
+    watchdog_group_interval: str
+    watchdog_repeat_interval: str
 
 
 @dataclass(frozen=True)
@@ -283,7 +290,15 @@ class _Reader:
             {"scrape_interval", "evaluation_interval", "admin", "alertmanager"},
         )
         timing_key = f"{key}.alertmanager"
-        fields = ("group_wait", "group_interval", "repeat_interval", "resolve_timeout")
+        fields = (
+            "group_wait",
+            "group_interval",
+            "repeat_interval",
+            "resolve_timeout",
+            "ticket_repeat_interval",
+            "watchdog_group_interval",
+            "watchdog_repeat_interval",
+        )
         timing = self.mapping(timing_key, body["alertmanager"], set(fields))
         return Profile(
             name=name,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import bisect
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -44,33 +44,74 @@ def _shares(edges: np.ndarray, values: np.ndarray) -> tuple[float, ...]:
 
 
 @dataclass(frozen=True)
+class Performance:
+    """How the model decides on held-out training data, by measures that hold at a 24% default
+    rate: plain accuracy would rate approving everyone at 76%.
+
+    ``default_recall``: the defaulters it declines; ``repaid_recall``: the good payers it
+    approves; ``default_precision``: the declined who default; ``default_rate``: the share of
+    defaulters, which a calibrated model's mean probability matches.
+    """
+
+    default_rate: float
+    default_recall: float
+    repaid_recall: float
+    default_precision: float
+
+    @property
+    def balanced_accuracy(self) -> float:
+        return (self.default_recall + self.repaid_recall) / 2
+
+    @classmethod
+    def of(cls, declined: np.ndarray, defaulted: np.ndarray) -> Performance:
+        """From each held-out applicant's decision (declined or not) and real outcome."""
+        declined, defaulted = np.asarray(declined, bool), np.asarray(defaulted, bool)
+        return cls(
+            default_rate=float(np.mean(defaulted)),
+            default_recall=float(np.mean(declined[defaulted])),
+            repaid_recall=float(np.mean(~declined[~defaulted])),
+            # A model that declines no one has no precision to speak of.
+            default_precision=float(np.mean(defaulted[declined])) if declined.any() else np.nan,
+        )
+
+
+@dataclass(frozen=True)
 class Baseline:
+    """``performance`` is None for a baseline saved before it was measured: the registry
+    trains such a model again, deterministically, to measure it."""
+
     model_version: str
     features: dict[str, BinEdges]
     score: BinEdges
     accuracy: float
+    performance: Performance | None = None
 
     def to_json(self) -> dict:
         def bins(b: BinEdges) -> dict:
             return {"edges": list(b.edges), "shares": list(b.shares)}
 
-        return {
+        doc = {
             "model_version": self.model_version,
             "accuracy": self.accuracy,
             "score": bins(self.score),
             "features": {name: bins(b) for name, b in self.features.items()},
         }
+        if self.performance is not None:
+            doc["performance"] = asdict(self.performance)
+        return doc
 
     @classmethod
     def from_json(cls, doc: dict) -> Baseline:
         def bins(d: dict) -> BinEdges:
             return BinEdges(tuple(d["edges"]), tuple(d["shares"]))
 
+        performance = doc.get("performance")
         return cls(
             model_version=doc["model_version"],
             accuracy=float(doc["accuracy"]),
             score=bins(doc["score"]),
             features={name: bins(d) for name, d in doc["features"].items()},
+            performance=Performance(**performance) if performance is not None else None,
         )
 
     def save(self, path: Path) -> None:

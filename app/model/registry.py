@@ -40,15 +40,27 @@ def load_model(version: str, models_dir: Path) -> LoadedModel:
     folder = models_dir / version
     model_path, baseline_path = folder / "model.json", folder / "baseline.json"
     if model_path.exists() and baseline_path.exists():
-        return LoadedModel(
-            LinearModel.from_json(json.loads(model_path.read_text())),
-            Baseline.load(baseline_path),
-        )
+        baseline = Baseline.load(baseline_path)
+        if baseline.performance is not None:
+            return LoadedModel(LinearModel.from_json(json.loads(model_path.read_text())), baseline)
     model, baseline = train(MODELS[version])
     folder.mkdir(parents=True, exist_ok=True)
     _write_atomically(model_path, json.dumps(model.to_json(), indent=2))
     _write_atomically(baseline_path, json.dumps(baseline.to_json(), indent=2))
     return LoadedModel(model, baseline)
+
+
+def trained_baselines(models_dir: Path) -> list[Baseline]:
+    """The baselines of every known model trained under ``models_dir``: the models that made
+    predictions in this lab, whose feedback may still arrive after they stopped serving."""
+    found = []
+    for version in sorted(MODELS):
+        path = models_dir / version / "baseline.json"
+        if path.exists():
+            baseline = Baseline.load(path)
+            if baseline.performance is not None:
+                found.append(baseline)
+    return found
 
 
 def _write_atomically(path: Path, text: str) -> None:

@@ -16,7 +16,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from app.model.baseline import Baseline, BinEdges
+from app.model.baseline import Baseline, BinEdges, Performance
 from app.model.data import FEATURES, default_probability, sample_population
 
 TRAIN_SIZE = 20_000
@@ -127,5 +127,6 @@ def train(spec: ModelSpec) -> tuple[LinearModel, Baseline]:
         features={name: BinEdges.from_sample(holdout_x[name]) for name in FEATURES},
         score=BinEdges.from_sample(scores),
         accuracy=float(np.mean((scores >= model.threshold) == holdout_y)),
+        performance=Performance.of(scores >= model.threshold, holdout_y),
     )
     return model, baseline

@@ -7,6 +7,7 @@ records the prediction for delayed feedback. ``POST /feedback`` takes the real o
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,7 +18,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from app import admin, errors, faults, releases, telemetry
 from app.errors import RequestError
-from app.model.registry import load_model
+from app.model.registry import load_model, trained_baselines
 from app.scoring import openapi, validation
 from app.scoring.changes import CHANGES
 from app.scoring.features_client import DependencyError, FeaturesClient
@@ -54,6 +55,8 @@ def create_app(
     model_metrics = ModelMetrics(
         tel.registry, loaded.baseline, release=release.version, enabled=tel.enabled
     )
+    for known in trained_baselines(Path(app.config["MODELS_DIR"])):
+        model_metrics.add_baseline(known)
     dependency = DependencyMetrics(tel.registry, "features", enabled=tel.enabled)
     # What trace.get_tracer(__name__) gives a service that sets the global provider; here the
     # provider is the one init_app built (or a test's), so tests can hold spans in memory.
@@ -114,6 +117,13 @@ def create_app(
         if outcome is None:
             raise RequestError(404, "unknown prediction", field="prediction_id")
         model_metrics.observe_feedback(outcome.correct, model_version=outcome.model_version)
+        model_metrics.observe_outcome(
+            decision=outcome.decision,
+            defaulted=given.defaulted,
+            probability=outcome.probability,
+            delay_seconds=time.time() - outcome.predicted_at,
+            model_version=outcome.model_version,
+        )
         return jsonify(prediction_id=given.prediction_id, correct=outcome.correct), 202
 
     @app.get("/healthz")

@@ -30,8 +30,13 @@ CREATE TABLE IF NOT EXISTS predictions (
 
 @dataclass(frozen=True)
 class Outcome:
+    """A prediction settled by its real outcome: what the model said, and when."""
+
     model_version: str
     correct: bool
+    decision: str
+    probability: float
+    predicted_at: float
 
 
 class FeedbackConflict(Exception):
@@ -68,7 +73,8 @@ class PredictionStore:
         with self._connection() as db:
             row = db.execute(
                 "UPDATE predictions SET defaulted = ? "
-                "WHERE prediction_id = ? AND defaulted IS NULL RETURNING model_version, decision",
+                "WHERE prediction_id = ? AND defaulted IS NULL "
+                "RETURNING model_version, decision, probability, created_at",
                 (int(defaulted), prediction_id),
             ).fetchone()
             if row is None:
@@ -78,8 +84,10 @@ class PredictionStore:
                 if known:
                     raise FeedbackConflict(prediction_id)
                 return None
-        model_version, decision = row
-        return Outcome(model_version, (decision == "decline") == defaulted)
+        model_version, decision, probability, created_at = row
+        return Outcome(
+            model_version, (decision == "decline") == defaulted, decision, probability, created_at
+        )
 
     def ready(self) -> bool:
         try:

@@ -21,6 +21,8 @@ from app.telemetry.http_metrics import LATENCY_BUCKETS
 SCORE_BUCKETS = tuple(round(0.05 * step, 2) for step in range(1, 21))
 DECISIONS = ("approve", "decline")
 FEEDBACK_OUTCOMES = ("correct", "incorrect")
+#: Seconds from a prediction to its feedback: seconds in the lab, months for real loans.
+FEEDBACK_DELAY_BUCKETS = (1, 5, 15, 30, 60, 300, 900, 3600, 21600, 86400, 604800, 2592000, 7776000)
 DEPENDENCY_OUTCOMES = ("ok", "error", "timeout")
 
 #: The ``feature`` label of the score's baseline shares.
@@ -36,6 +38,17 @@ class BinEdges(Protocol):
     def bin_index(self, x: float) -> int: ...
 
 
+class Performance(Protocol):
+    """How the model decided on held-out data (``app.model.baseline.Performance``)."""
+
+    default_rate: float
+    default_recall: float
+    default_precision: float
+
+    @property
+    def balanced_accuracy(self) -> float: ...
+
+
 class Baseline(Protocol):
     """What training left behind for monitoring (``app.model.baseline.Baseline``)."""
 
@@ -43,6 +56,7 @@ class Baseline(Protocol):
     features: Mapping[str, BinEdges]
     score: BinEdges
     accuracy: float
+    performance: Performance | None
 
 
 class ModelMetrics:
@@ -116,7 +130,44 @@ class ModelMetrics:
         for name, edges in [*baseline.features.items(), (SCORE, baseline.score)]:
             for index, training_share in enumerate(edges.shares):
                 share.labels(version, name, str(index)).set(training_share)
-        accuracy.labels(version).set(baseline.accuracy)
+        self._accuracy = accuracy
+        self._performance = {
+            measure: Gauge(
+                f"model_baseline_{measure}",
+                f"{description} on the model's held-out training data.",
+                ("model_version",),
+                registry=registry,
+            )
+            for measure, description in _PERFORMANCE.items()
+        }
+        self.add_baseline(baseline)
+        # Feedback by the model's decision and the real outcome: recall, precision and
+        # balanced accuracy need no join. The probabilities sum per model, so the mean
+        # predicted default rate of the same cohort tells calibration.
+        self._outcomes = Counter(
+            "model_feedback_outcomes",
+            "Feedback on past predictions, by the decision made and whether the applicant "
+            "defaulted.",
+            ("model_version", "decision", "defaulted"),
+            registry=registry,
+        )
+        self._probabilities = Counter(
+            "model_feedback_default_probability",
+            "Sum of the predicted default probabilities of the predictions that got feedback.",
+            ("model_version",),
+            registry=registry,
+        )
+        self._delay = Histogram(
+            "model_feedback_delay_seconds",
+            "Time from a prediction to its feedback.",
+            ("model_version",),
+            registry=registry,
+            buckets=FEEDBACK_DELAY_BUCKETS,
+        )
+        for decision in DECISIONS:
+            for defaulted in ("true", "false"):
+                self._outcomes.labels(version, decision, defaulted)
+        self._probabilities.labels(version)
 
         # The release beside the model: deploy rules compare releases on these series, so a
         # release never borrows another's figures through a shared instance label.
@@ -140,6 +191,18 @@ class ModelMetrics:
         self._feedback = feedback
         for outcome in FEEDBACK_OUTCOMES:
             feedback.labels(version, outcome)
+
+    def add_baseline(self, baseline: Baseline) -> None:
+        """Export the accuracy and performance ``baseline`` measured for its model.
+
+        Scoring exports those of every model trained in the lab, not only its own: feedback
+        for a replaced model keeps arriving, and is judged against that model's baseline.
+        """
+        self._accuracy.labels(baseline.model_version).set(baseline.accuracy)
+        if baseline.performance is None:
+            return
+        for measure, gauge in self._performance.items():
+            gauge.labels(baseline.model_version).set(getattr(baseline.performance, measure))
 
     def observe_inputs(self, features: Mapping[str, float | None]) -> None:
         """Count the inputs handed to the model; a feature that is None or absent counts as
@@ -181,6 +244,29 @@ class ModelMetrics:
             return
         outcome = "correct" if correct else "incorrect"
         self._feedback.labels(model_version or self._version, outcome).inc()
+
+    def observe_outcome(
+        self,
+        *,
+        decision: str,
+        defaulted: bool,
+        probability: float,
+        delay_seconds: float,
+        model_version: str | None = None,
+    ) -> None:
+        """Count the real outcome of one earlier prediction beside the decision and the
+        probability the model gave it, ``delay_seconds`` after it was made.
+
+        ``model_version`` is the version that made the prediction, when not the current one.
+        """
+        if not self._enabled:
+            return
+        if decision not in DECISIONS:
+            raise ValueError(f"decision must be one of {DECISIONS}, got {decision!r}")
+        version = model_version or self._version
+        self._outcomes.labels(version, decision, "true" if defaulted else "false").inc()
+        self._probabilities.labels(version).inc(probability)
+        self._delay.labels(version).observe(max(delay_seconds, 0.0))
 
 
 @dataclass
@@ -245,6 +331,15 @@ class DependencyMetrics:
             raise
         finally:
             self.observe(call.outcome or ended, perf_counter() - started)
+
+
+#: The baseline measures exported as ``model_baseline_<measure>``, beside accuracy.
+_PERFORMANCE = {
+    "balanced_accuracy": "Mean of the recall on defaults and on repayments",
+    "default_recall": "Share of the defaulters declined",
+    "default_precision": "Share of the declined who defaulted",
+    "default_rate": "Share of applicants who defaulted",
+}
 
 
 def _bins(counter: Counter, edges: BinEdges, *labels: str) -> tuple[Counter, ...]:

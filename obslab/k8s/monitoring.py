@@ -24,7 +24,7 @@ from alerts.rules import build_rules
 from dashboards.build import dashboard_models
 from dashboards.datasources import BackendUrls, datasources
 from obslab.k8s.workloads import PART_OF, labels
-from obslab.render import SAME_SUBJECT
+from obslab.render import inhibit_rules
 from obslab.stackconfig import Profile, StackConfig
 
 OPERATOR_GROUP = "monitoring.coreos.com"
@@ -186,16 +186,29 @@ def alertmanager_config(stack: StackConfig, profile: Profile, namespace: str) ->
             receiver("oncall-ticket", "/webhook"),
             receiver("oncall-watchdog", "/watchdog"),
         ],
-        # A firing page holds back the ticket of the same alert about the same thing.
+        # The native stack's inhibitions: cause before symptom, acute before budget, page
+        # before ticket (obslab.render.inhibit_rules).
         "inhibitRules": [
             {
-                "sourceMatch": [equals("severity", "page")],
-                "targetMatch": [equals("severity", "ticket")],
-                "equal": list(SAME_SUBJECT),
+                "sourceMatch": [_matcher(text) for text in rule["source_matchers"]],
+                "targetMatch": [_matcher(text) for text in rule["target_matchers"]],
+                **({"equal": rule["equal"]} if "equal" in rule else {}),
             }
+            for rule in inhibit_rules()
         ],
     }
     return _object("AlertmanagerConfig", "obslab", spec, "v1alpha1", namespace=namespace)
+
+
+_MATCHER = re.compile(r'^(?P<name>\w+)(?P<type>=~|!~|!=|=)"(?P<value>.*)"$')
+
+
+def _matcher(text: str) -> dict:
+    """An Alertmanager matcher (``name=~"value"``) as an AlertmanagerConfig one."""
+    match = _MATCHER.match(text)
+    if match is None:
+        raise ValueError(f"not a matcher: {text!r}")
+    return {"name": match["name"], "value": match["value"], "matchType": match["type"]}
 
 
 def grafana_config_maps() -> list[dict]:

@@ -201,6 +201,7 @@ MODULE_ORDER = (
     "test_lab",
     "test_dashboards",
     "test_analytics",
+    "test_alerting",
     "test_faults",
     "test_deploy",
     "test_backends",

@@ -21,7 +21,8 @@ from obslab.oncall.client import fetch_pages
 pytestmark = pytest.mark.live
 
 ACTIVE_MODEL_ALERTS = (
-    'ALERTS{alertname=~"FeatureDrift|PredictionDrift|FeatureMissing|ModelAccuracyDrop"}'
+    'ALERTS{alertname=~"FeatureDrift|PredictionDrift|DatasetDrift|FeatureMissing'
+    '|ModelAccuracyDrop|ModelCalibrationDrift"}'
 )
 DRIFT_ALERTS = ("FeatureDrift", "PredictionDrift")
 #: Under the test profile an alert needs its 30 s window to tip, then its `for:` of 10 s.
@@ -81,8 +82,10 @@ def _wait_until_quiet(stack) -> None:
         time.sleep(1)
 
 
-def _arrives(stack, traffic: Traffic, alertname: str, labels: Mapping[str, str]) -> None:
-    stack.wait_for_page(alertname, labels=labels, since=traffic.since, timeout=ARRIVAL_TIMEOUT)
+def _arrives(stack, traffic: Traffic, alertname: str, labels: Mapping[str, str]) -> dict:
+    return stack.wait_for_page(
+        alertname, labels=labels, since=traffic.since, timeout=ARRIVAL_TIMEOUT
+    )
 
 
 def _resolves(stack, alerts: list[tuple[str, Mapping[str, str]]], since: float) -> None:
@@ -124,8 +127,11 @@ def test_missing_inputs_page(stack, traffic):
 
 
 def test_concept_drift_shows_only_in_accuracy(stack, traffic):
+    # The world turns: the model now approves the applicants likeliest to default. Its
+    # balanced accuracy falls, and performance pages; the inputs look as in training.
     traffic.switch("concept-drift")
-    _arrives(stack, traffic, "ModelAccuracyDrop", {"model_version": "m1"})
+    page = _arrives(stack, traffic, "ModelAccuracyDrop", {"model_version": "m1"})
+    assert page["labels"]["severity"] == "page"
 
     _resolves(stack, [("ModelAccuracyDrop", {"model_version": "m1"})], traffic.restore())
     for alertname in DRIFT_ALERTS:

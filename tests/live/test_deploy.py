@@ -2,7 +2,8 @@
 (or not) by the alert rules, as the on-call engineer's pages show.
 
 The tests run in order on the session's one stack: a good release, the erroring release and
-its rollback, a miscalibrated canary and its rollback, then errors that began before a deploy.
+its rollback, a miscalibrated canary and its rollback, a model-only deploy of that model and its
+rollback, errors that began before a deploy, then a dependency that fails after a clean deploy.
 The module's fixture puts back the initial release and waits until the alerts have resolved.
 """
 
@@ -22,7 +23,7 @@ import requests
 
 from app.model.data import customer_history
 from loadgen.profile import Profile
-from obslab import deploy
+from obslab import deploy, faults
 from obslab.topology import read_topology
 
 pytestmark = pytest.mark.live
@@ -213,6 +214,32 @@ def test_a_miscalibrated_canary_shifts_predictions_and_raises_no_error(stack) ->
     _wait_for_page(stack, since, "DeployPredictionShift", "resolved", version="1.4.0")
 
 
+def test_a_model_only_deploy_of_the_miscalibrated_model_is_blamed_by_name(stack) -> None:
+    """`obslab deploy 1.1.0 --model m3`: the code stays, the model changes. The scores carry
+    the release, so the page names m3 from the deploy's first scrapes; deploying m2 again
+    resolves it (`deploy rollback` goes back to a version, and here the version stayed)."""
+    since = time.time()
+    with _in_stack(stack):
+        deploy.deploy("1.1.0", model="m3")
+    try:
+        page = _wait_for_page(
+            stack,
+            since,
+            "DeployPredictionShift",
+            version="1.1.0",
+            previous_version="1.1.0",
+            model_version="m3",
+        )
+        assert page["labels"]["severity"] == "page"
+        assert _pages(stack, since, "DeployErrorRegression") == []
+    finally:
+        with _in_stack(stack):
+            deploy.deploy("1.1.0", model="m2")
+
+    assert _scoring_release(stack) == ("1.1.0", "m2")
+    _wait_for_page(stack, since, "DeployPredictionShift", "resolved", model_version="m3")
+
+
 def test_errors_that_began_before_a_deploy_are_not_blamed_on_it(stack) -> None:
     since = time.time()
     # Without features, scoring answers every prediction with a 503: a cause that is no deploy.
@@ -235,3 +262,28 @@ def test_errors_that_began_before_a_deploy_are_not_blamed_on_it(stack) -> None:
     finally:
         stack.start("features")
     _wait_for_page(stack, since, "HighErrorRate", "resolved", job="scoring")
+
+
+def test_a_dependency_failure_after_a_clean_deploy_is_not_blamed_on_it(stack) -> None:
+    """A good release that no earlier test deployed (so it is judged, not taken for a
+    rollback), then features refuses every lookup: scoring's errors rise on the new release
+    only, but the failing dependency explains them. DependencyFailing pages; no deploy alert."""
+    _wait_until_quiet(stack, "HighErrorRate|DependencyFailing")
+    since = time.time()
+    with _in_stack(stack):
+        record = deploy.deploy("1.0.0", model="m2")
+    assert record is not None and record.model_version == "m2"
+    # The release serves cleanly for a while first, as a good deploy does before trouble.
+    time.sleep(QUIET_PERIOD)
+    failed = time.time()
+    with stack.environment():
+        faults.inject("dependency-down", duration=300)
+    try:
+        _wait_for_page(stack, failed, "DependencyFailing", job="scoring")
+        _wait_for_page(stack, failed, "HighErrorRate", job="scoring")
+        time.sleep(QUIET_PERIOD)
+        assert _deploy_pages(stack, since) == []
+    finally:
+        with stack.environment():
+            faults.clear("dependency-down")
+    _wait_for_page(stack, failed, "DependencyFailing", "resolved", job="scoring")

@@ -49,20 +49,25 @@ def test_losing_features_pages_and_recovery_resolves(stack):
     since = time.time()
     stack.stop("features")
     try:
-        down = stack.wait_for_page("TargetDown", labels={"job": "features"}, since=since)
-        errors = stack.wait_for_page("HighErrorRate", labels={"job": "scoring"}, since=since)
+        # The symptoms (scoring's errors) are held back under this cause: test_alerting.py.
+        # The page: while the instances stop one by one, half the job down tickets first.
+        down = stack.wait_for_page(
+            "TargetDown", labels={"job": "features", "severity": "page"}, since=since
+        )
     finally:
         stack.start("features")
 
-    for page in (down, errors):
-        assert page["labels"]["severity"] == "page"
-        assert page["annotations"]["summary"]
-        assert page["annotations"]["runbook_url"].endswith(f"#{page['alertname'].lower()}")
-        # Every alert names the last deploy: the running version and its commit.
-        assert "1.0.0" in page["annotations"]["description"]
+    assert down["annotations"]["summary"]
+    assert down["annotations"]["runbook_url"].endswith("#targetdown")
+    # Every alert names the last deploy: the running version and its commit.
+    assert "1.0.0" in down["annotations"]["description"]
     assert down["labels"]["instance"].startswith("127.0.0.1:")
 
-    stack.wait_for_page("TargetDown", status="resolved", labels={"job": "features"}, since=since)
     stack.wait_for_page(
-        "HighErrorRate", status="resolved", labels={"job": "scoring"}, since=since, timeout=90
+        "TargetDown",
+        status="resolved",
+        labels={"job": "features", "severity": "page"},
+        since=since,
+        # The page outlasts the outage by three rate windows, holding back its symptoms.
+        timeout=120,
     )

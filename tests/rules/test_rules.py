@@ -15,8 +15,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import alerts.rules
-from alerts.rules import LAST_DEPLOY, RULES_FILE, SEVERITIES, build_rules, psi, render_rules
+from alerts.rules import (
+    LAST_DEPLOY,
+    RULES_FILE,
+    SEVERITIES,
+    SLO_TIERS,
+    WATCHDOG_SEVERITY,
+    build_rules,
+    ks_coefficient,
+    psi,
+    render_rules,
+)
 from alerts.thresholds import THRESHOLDS_FILE, ThresholdsError, duration_seconds, load_profile
+from obslab import compose, render
 from obslab.compose import prometheus_config
 from obslab.layout import StateLayout
 from obslab.render import render_alertmanager, render_prometheus
@@ -44,6 +55,24 @@ CONTRACT = {
     "MemoryGrowth": {"job", "instance"},
     "DependencyFailing": {"job", "dependency"},
 }
+#: Alerts beyond the contract's: SLO tiers, the monitoring watching itself, model performance.
+ADDED = {
+    "TargetAbsent": {"job"},
+    "LatencyBudgetBurn": {"job", "route", "window"},
+    "Watchdog": set(),
+    "PrometheusRuleEvaluationFailures": {"job", "rule_group"},
+    "PrometheusRuleGroupSlow": {"job", "rule_group"},
+    "PrometheusNotConnectedToAlertmanagers": {"job"},
+    "PrometheusNotificationsFailing": {"job", "alertmanager"},
+    "AlertmanagerNotificationsFailing": {"job", "integration"},
+    "DatasetDrift": {"model_version"},
+    "ModelCalibrationDrift": {"model_version"},
+    "FeedbackCoverageLow": set(),
+    "FeedbackLagHigh": set(),
+}
+ALERTS = CONTRACT | ADDED
+#: Alerts that fire by design whatever happens: none of their cases can stay silent.
+ALWAYS_FIRING = {"Watchdog"}
 FEATURES = (
     "income",
     "age",
@@ -69,13 +98,18 @@ def alerting_rules(profile: str) -> list[dict]:
     return [rule for group in groups for rule in group["rules"] if "alert" in rule]
 
 
+def promtool_groups() -> list[list[dict]]:
+    """The alert_rule_test cases of each test group of alerts/tests, in order."""
+    return [
+        group.get("alert_rule_test", [])
+        for path in PROMTOOL_TESTS
+        for group in yaml.safe_load(path.read_text(encoding="utf-8"))["tests"]
+    ]
+
+
 def promtool_cases() -> list[dict]:
     """Every alert_rule_test case of alerts/tests, in order."""
-    cases = []
-    for path in PROMTOOL_TESTS:
-        for group in yaml.safe_load(path.read_text(encoding="utf-8"))["tests"]:
-            cases += group.get("alert_rule_test", [])
-    return cases
+    return [case for group in promtool_groups() for case in group]
 
 
 def test_committed_rules_are_the_demo_profile_generated() -> None:
@@ -114,7 +148,7 @@ def test_test_profile_fires_within_seconds() -> None:
 
 def test_every_contract_alert_exists() -> None:
     for profile in PROFILES:
-        assert set(CONTRACT) == {rule["alert"] for rule in alerting_rules(profile)}
+        assert set(ALERTS) == {rule["alert"] for rule in alerting_rules(profile)}
 
 
 def test_every_alert_is_annotated_and_its_runbook_section_exists() -> None:
@@ -123,7 +157,8 @@ def test_every_alert_is_annotated_and_its_runbook_section_exists() -> None:
     base = load_profile("demo").text("runbook_base_url")
     for rule in alerting_rules("demo"):
         name, annotations = rule["alert"], rule["annotations"]
-        assert rule["labels"]["severity"] in SEVERITIES, name
+        severities = (WATCHDOG_SEVERITY,) if name in ALWAYS_FIRING else SEVERITIES
+        assert rule["labels"]["severity"] in severities, name
         assert annotations["summary"].strip(), name
         assert annotations["description"].strip(), name
         url, _, anchor = annotations["runbook_url"].partition("#")
@@ -143,41 +178,85 @@ def test_every_description_names_the_deploy() -> None:
 
 def test_every_alert_has_promtool_cases_that_fire_and_stay_silent() -> None:
     cases = promtool_cases()
-    for name in CONTRACT:
+    for name in ALERTS:
         own = [case for case in cases if case["alertname"] == name]
         assert any(case["exp_alerts"] for case in own), f"{name} never fires in alerts/tests"
-        assert any(not case["exp_alerts"] for case in own), f"{name} is never silent"
+        if name not in ALWAYS_FIRING:
+            assert any(not case["exp_alerts"] for case in own), f"{name} is never silent"
+
+
+def test_every_alert_is_silent_in_a_series_before_it_fires_on_it() -> None:
+    """The edge of each alert's `for:` (or window) is tested: within one test group, the same
+    input series leave it silent at an earlier eval_time than the one where it fires."""
+    edged = set()
+    for group in promtool_groups():
+        times: dict[str, dict[bool, list[float]]] = {}
+        for case in group:
+            fires = bool(case["exp_alerts"])
+            at = duration_seconds(case["eval_time"])
+            times.setdefault(case["alertname"], {True: [], False: []})[fires].append(at)
+        edged |= {
+            name
+            for name, by in times.items()
+            if by[False] and by[True] and min(by[False]) < max(by[True])
+        }
+    assert set(ALERTS) - ALWAYS_FIRING - edged == set()
 
 
 def test_promtool_cases_expect_exactly_the_contract_labels() -> None:
     for case in promtool_cases():
         for alert in case["exp_alerts"]:
-            assert set(alert["exp_labels"]) == CONTRACT[case["alertname"]] | {"severity"}
+            assert set(alert["exp_labels"]) == ALERTS[case["alertname"]] | {"severity"}
             assert set(alert["exp_annotations"]) == {"summary", "description", "runbook_url"}
 
 
 def test_a_page_inhibits_the_ticket_about_the_same_thing(tmp_path: Path) -> None:
-    """Alertmanager's inhibition compares exactly the labels that say what a two-level alert is
-    about: its contract labels, but not those that tell its levels apart (ErrorBudgetBurn's
-    window), so a page never silences the ticket of another feature, model or job."""
+    """Alertmanager's page-over-ticket inhibition compares the labels that say what a
+    two-level alert is about, never those that tell its levels apart (the SLO tiers' window),
+    so a page never silences the ticket of another feature, model, job or route. With drift
+    set to page, FeatureDrift and PredictionDrift are two-level alerts too."""
     stack = load_stack()
     rendered = render_alertmanager(stack, stack.profile("demo"), StateLayout(tmp_path))
-    [inhibition] = yaml.safe_load(rendered)["inhibit_rules"]
+    [inhibition] = [
+        rule
+        for rule in yaml.safe_load(rendered)["inhibit_rules"]
+        if rule["source_matchers"] == ['severity="page"']
+    ]
     equal = set(inhibition["equal"])
-    for profile in PROFILES:
+    paging_drift = _thresholds_with(
+        tmp_path, lambda doc: doc["defaults"]["severity"].update(drift="page")
+    )
+    rule_sets = [alerting_rules(profile) for profile in PROFILES]
+    rule_sets.append(alerting_rules_of(build_rules("demo", paging_drift)))
+    two_level = set()
+    for rules in rule_sets:
         label_sets: dict[str, list[dict[str, str]]] = {}
-        for rule in alerting_rules(profile):
+        for rule in rules:
             label_sets.setdefault(rule["alert"], []).append(rule["labels"])
         subjects, levels = set(), set()
         for name, sets in label_sets.items():
             if {labels["severity"] for labels in sets} != set(SEVERITIES):
                 continue
+            two_level.add(name)
             level = {key for key in set().union(*sets) if len({s.get(key) for s in sets}) > 1}
-            subjects |= CONTRACT[name] - level
+            subjects |= ALERTS[name] - level - {"instance"}
             levels |= level
         assert levels == {"severity", "window"}
-        assert equal == {"alertname"} | subjects
+        assert subjects <= equal
         assert not equal & levels
+    assert {"FeatureDrift", "PredictionDrift", "ErrorBudgetBurn", "TargetDown"} <= two_level
+
+
+def alerting_rules_of(document: dict) -> list[dict]:
+    return [rule for group in document["groups"] for rule in group["rules"] if "alert" in rule]
+
+
+def _thresholds_with(tmp_path: Path, change) -> Path:
+    document = yaml.safe_load(THRESHOLDS_FILE.read_text(encoding="utf-8"))
+    change(document)
+    path = tmp_path / "thresholds.yaml"
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    return path
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -191,9 +270,9 @@ def test_drift_alerts_wait_until_prometheus_has_been_up_a_drift_window(
     drift = [
         rule
         for rule in alerting_rules(profile)
-        if rule["alert"] in ("FeatureDrift", "PredictionDrift")
+        if rule["alert"] in ("FeatureDrift", "PredictionDrift", "DatasetDrift")
     ]
-    assert len(drift) == 2 * len(SEVERITIES)
+    assert len(drift) == 3  # one level: drift opens tickets
     for rule in drift:
         found = guard.search(rule["expr"])
         assert found, rule["expr"]
@@ -266,14 +345,15 @@ def test_psi_recording_rule_matches_psi(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("rate", "pages"), [(5.5, False), (20.0, True)])
 def test_a_score_shift_pages_only_beyond_chance(rate: float, pages: bool, tmp_path: Path) -> None:
-    """A canary whose scores sit 0.21 from the old version's (above max_ks_distance, 0.2)
-    pages when the distance rests on 600 predictions a side, not on 165, where chance alone
-    reaches 0.21 once in a few hundred comparisons. The test profile's 30s window makes the
-    small sample: with the demo profile's 5m window the distance alone decides."""
+    """A canary whose scores sit 0.21 from the old version's (above max_ks_distance) pages
+    when the distance rests on 600 predictions a side, not on 165, where chance alone reaches
+    0.21 once in a few hundred comparisons. The test profile's 30s window makes the small
+    sample."""
     config = load_profile("test")
     assert config.fraction("deploy.max_ks_distance") < 0.21
     window = config.seconds("deploy.prediction_window")
-    assert config.number("deploy.min_prediction_rate") < rate
+    assert config.number("deploy.min_score_samples") < rate * window
+    coefficient = ks_coefficient(config.fraction("deploy.significance"))
 
     def instance(port: int, version: str, model: str, previous: str, deployed: int) -> list:
         target = f'job="scoring",instance="127.0.0.1:{port}"'
@@ -286,8 +366,10 @@ def test_a_score_shift_pages_only_beyond_chance(rate: float, pages: bool, tmp_pa
             {"series": f"app_deploy_timestamp_seconds{{{target}}}", "values": f"{deployed}x300"},
         ]
 
-    def scores(port: int, model: str, below_half: float) -> list[dict]:
-        target = f'job="scoring",instance="127.0.0.1:{port}",model_version="{model}"'
+    def scores(port: int, version: str, model: str, below_half: float) -> list[dict]:
+        target = (
+            f'job="scoring",instance="127.0.0.1:{port}",version="{version}",model_version="{model}"'
+        )
         return [
             {
                 "series": f'model_prediction_score_bucket{{{target},le="{le}"}}',
@@ -298,12 +380,12 @@ def test_a_score_shift_pages_only_beyond_chance(rate: float, pages: bool, tmp_pa
 
     series = [
         *instance(8100, "1.0.0", "m1", "0.9.0", -3600),
-        *scores(8100, "m1", 0.5),
+        *scores(8100, "1.0.0", "m1", 0.5),
         *instance(8101, "1.1.0", "m2", "1.0.0", 0),
-        *scores(8101, "m2", 0.71),
+        *scores(8101, "1.1.0", "m2", 0.71),
     ]
     shift = 'deploy:model_prediction_score:ks_distance{version="1.1.0"}'
-    bound = 1.95 * math.sqrt(2 / (rate * window))
+    bound = round(coefficient, 6) * math.sqrt(2 / (rate * window))
     firing = 'ALERTS{alertname="DeployPredictionShift",alertstate="firing",version="1.1.0"}'
     cases = [
         {
@@ -466,3 +548,198 @@ def test_prod_profile_paces_rules_for_a_real_deployment() -> None:
     assert {rule["alert"] for rule in alerting_rules("prod")} == {
         rule["alert"] for rule in alerting_rules("demo")
     }
+    prod = load_profile("prod")
+    assert prod.seconds("feedback.window") == 7 * 86400
+    assert prod.seconds("drift.window") == 6 * 3600
+
+
+def test_a_5x_burn_for_8_hours_opens_a_ticket(tmp_path: Path) -> None:
+    """2.5% of requests fail for 8 hours after 16 healthy ones: a 5x burn of the 99.5% SLO,
+    under HighErrorRate's 5% and under every page tier. Over the last day the burn averages
+    1.7, under the gradual tier's 3; over three days (all the lab has run) 1.7 too, and 5 over
+    the last 6 hours: the chronic tier opens a ticket. The demo profile's rules, evaluated
+    every minute rather than every 5s: a day of 5s evaluations is too slow for a unit test."""
+    groups = {group["name"]: group for group in build_rules("demo")["groups"]}
+    service = {**groups["obslab-service"], "interval": "1m"}
+    rules = tmp_path / "service.rules.yml"
+    rules.write_text(yaml.safe_dump({"groups": [service]}), encoding="utf-8")
+    requests = 'http_requests_total{job="scoring",instance="127.0.0.1:8100",route="/predict",method="POST",version="1.1.0"'  # noqa: E501
+    minutes_healthy, minutes_burning = 16 * 60, 8 * 60
+    ok = f"0+600x{minutes_healthy} {600 * minutes_healthy + 585}+585x{minutes_burning}"
+    failed = f"0x{minutes_healthy} 15+15x{minutes_burning}"
+    burn = 'ALERTS{alertname="ErrorBudgetBurn",alertstate="firing"'
+    cases = [
+        {"expr": f"count({burn}}})", "eval_time": "16h", "exp_samples": []},
+        {
+            "expr": "round(job:slo_burn_rate:chronic_short, 0.01)",
+            "eval_time": "24h",
+            "exp_samples": [{"labels": '{job="scoring"}', "value": 5}],
+        },
+        {
+            "expr": "round(job:slo_burn_rate:gradual_long, 0.01)",
+            "eval_time": "24h",
+            "exp_samples": [{"labels": '{job="scoring"}', "value": 1.67}],
+        },
+        {
+            "expr": f"{burn}}}",
+            "eval_time": "24h",
+            "exp_samples": [
+                {
+                    "labels": f'{burn},job="scoring",severity="ticket",window="chronic"}}',
+                    "value": 1,
+                }
+            ],
+        },
+        {"expr": 'ALERTS{alertname="HighErrorRate"}', "eval_time": "24h", "exp_samples": []},
+    ]
+    test_file = tmp_path / "burn.yml"
+    test_file.write_text(
+        yaml.safe_dump(
+            {
+                "rule_files": [rules.name],
+                "evaluation_interval": "1m",
+                "tests": [
+                    {
+                        "interval": "1m",
+                        "input_series": [
+                            {"series": requests + ',status="200"}', "values": ok},
+                            {"series": requests + ',status="503"}', "values": failed},
+                        ],
+                        "promql_expr_test": cases,
+                    }
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
+    result = promtool("test", "rules", test_file.name, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_slo_has_the_workbooks_four_tiers(profile: str) -> None:
+    config = load_profile(profile)
+    by_name: dict[str, dict[str, dict]] = {}
+    for rule in alerting_rules(profile):
+        if rule["alert"] in ("ErrorBudgetBurn", "LatencyBudgetBurn"):
+            by_name.setdefault(rule["alert"], {})[rule["labels"]["window"]] = rule
+    assert set(by_name) == {"ErrorBudgetBurn", "LatencyBudgetBurn"}
+    expected = {"fast": (14.4, "page"), "slow": (6, "page"), "gradual": (3, "ticket")}
+    expected["chronic"] = (1, "ticket")
+    for tiers in by_name.values():
+        assert tuple(tiers) == SLO_TIERS
+        for tier, (burn_rate, severity) in expected.items():
+            assert config.number(f"slo.{tier}.burn_rate") == burn_rate
+            assert tiers[tier]["labels"]["severity"] == severity
+            assert f"> {burn_rate:g}\n" in tiers[tier]["expr"]
+            if profile != "test":  # its windows are compressed to fit a live test
+                long = config.seconds(f"slo.{tier}.long_window")
+                assert long == 12 * config.seconds(f"slo.{tier}.short_window")
+                assert long == {"fast": 3600, "slow": 21600, "gradual": 86400}.get(tier, 259200)
+    records = {
+        rule["record"]
+        for group in build_rules(profile)["groups"]
+        for rule in group["rules"]
+        if "record" in rule
+    }
+    for level, slo in (("job", "slo_burn_rate"), ("job_route", "slo_latency_burn_rate")):
+        assert f"{level}:{slo}:current" in records
+        for tier in SLO_TIERS:
+            assert {f"{level}:{slo}:{tier}_long", f"{level}:{slo}:{tier}_short"} <= records
+    assert "job:slo_availability_error_budget:remaining" in records
+    assert "job_route:slo_latency_error_budget:remaining" in records
+
+
+def test_every_sli_ratio_and_gate_counts_only_the_apis_own_traffic() -> None:
+    """/metrics, health checks and the admin API stay out of every SLI, ratio and rate gate of
+    the service, model and meta groups (the deploy group's own figures are the deploy rules')."""
+    api = load_profile("demo").text("selectors.api_traffic")
+    for profile in PROFILES:
+        for group in build_rules(profile)["groups"]:
+            if group["name"] == "obslab-deploys":
+                continue
+            for rule in group["rules"]:
+                for selector in re.findall(r"http_request\w*\{([^}]*)\}", rule["expr"]):
+                    assert api in selector, (rule.get("record") or rule.get("alert"), selector)
+
+
+def test_runbook_links_point_at_the_running_stacks_oncall(tmp_path: Path) -> None:
+    native = load_stack(port_offset=24000)
+    rendered = yaml.safe_load(
+        render.render_rules(native.profile("test"), render.runbook_base_url(native))
+    )
+    composed = yaml.safe_load(compose.rendered_files()[compose.RULES])
+    for document, base in (
+        (rendered, f"http://127.0.0.1:{native.oncall.port}/runbook"),
+        (composed, f"http://localhost:{load_stack().oncall.port}/runbook"),
+    ):
+        links = [rule["annotations"]["runbook_url"] for rule in alerting_rules_of(document)]
+        assert links
+        assert all(link == f"{base}#{link.partition('#')[2]}" for link in links)
+    assert native.oncall.port == 8002 + 24000
+
+
+def test_drift_pages_and_performance_tickets_when_configured(tmp_path: Path) -> None:
+    def change(document: dict) -> None:
+        document["defaults"]["severity"] = {"drift": "page", "performance": "ticket"}
+
+    severities: dict[str, set[str]] = {}
+    for rule in alerting_rules_of(build_rules("demo", _thresholds_with(tmp_path, change))):
+        severities.setdefault(rule["alert"], set()).add(rule["labels"]["severity"])
+    assert severities["FeatureDrift"] == {"ticket", "page"}
+    assert severities["PredictionDrift"] == {"ticket", "page"}
+    assert severities["DatasetDrift"] == {"page"}
+    assert severities["ModelAccuracyDrop"] == {"ticket"}
+    assert severities["ModelCalibrationDrift"] == {"ticket"}
+    defaults = {rule["alert"]: rule["labels"]["severity"] for rule in alerting_rules("demo")}
+    assert defaults["FeatureDrift"] == defaults["DatasetDrift"] == "ticket"
+    assert defaults["ModelAccuracyDrop"] == defaults["ModelCalibrationDrift"] == "page"
+
+
+def test_a_severity_that_is_neither_page_nor_ticket_is_named(thresholds) -> None:
+    path = thresholds(lambda document: document["defaults"]["severity"].update(drift="loud"))
+    with pytest.raises(ThresholdsError, match=r"defaults\.severity\.drift: expected one of"):
+        build_rules("demo", path)
+
+
+def test_psi_counts_missing_values_in_a_bin_training_left_empty(tmp_path: Path) -> None:
+    """A feature missing in a third of the inputs: the recorded PSI is psi() over the training
+    deciles plus a bin of missing values whose training share is 0."""
+    epsilon = load_profile("demo").fraction("drift.epsilon")
+    counts = [[3] * BINS]
+    shares = [1 / BINS] * BINS
+    missing = {
+        "series": 'model_feature_missing_total{job="scoring",instance="127.0.0.1:8100",'
+        'model_version="m1",feature="age"}',
+        "values": "0+15x300",
+    }
+    expected = psi([3] * BINS + [15], [*shares, 0.0], epsilon)
+    assert expected > 1
+    case = {
+        "expr": f'abs(obslab:model_feature:psi{{feature="age"}} - {expected!r}) < bool 1e-6',
+        "eval_time": "10m",
+        "exp_samples": [{"labels": '{feature="age",model_version="m1"}', "value": 1}],
+    }
+    test_file = tmp_path / "missing.yml"
+    test_file.write_text(
+        yaml.safe_dump(
+            {
+                "rule_files": [str(RULES_FILE)],
+                "evaluation_interval": "5s",
+                "tests": [
+                    {
+                        "interval": "5s",
+                        "input_series": [
+                            *bin_series("age", counts),
+                            *baseline_series("age", shares),
+                            missing,
+                        ],
+                        "promql_expr_test": [case],
+                    }
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
+    result = promtool("test", "rules", test_file.name, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -187,13 +187,8 @@ def test_concept_drift_takes_accuracy_well_below_the_alert_threshold() -> None:
     assert drop > load_profile("test").fraction("accuracy.max_drop")
 
 
-def test_the_new_version_must_fill_the_window_up_to_the_minimum_prediction_rate() -> None:
-    test = load_profile("test")
-    expected = (
-        test.number("deploy.min_prediction_rate")
-        / LOAD_RATE
-        * test.seconds("deploy.prediction_window")
-    )
+def test_the_new_release_must_gather_the_minimum_score_sample() -> None:
+    expected = load_profile("test").number("deploy.min_score_samples") / LOAD_RATE
     assert onsets("model-regression", {}, "test")["DeployPredictionShift"] == expected
 
 
@@ -240,8 +235,8 @@ def test_feature_drift_onsets_follow_the_ticket_level_and_the_drift_window() -> 
     onset = onsets("unit-change", {}, "test")["FeatureDrift"]
     ticket = test.number("drift.ticket_psi")
     assert onset == pytest.approx(psi_fill(baseline, drifted, ticket, 30.0, EPSILON))
-    # The demo's drift window is 20 times the test's; the shares are the same.
-    assert onsets("unit-change", {}, "demo")["FeatureDrift"] == pytest.approx(onset * 20)
+    # The demo's drift window is 4 times the test's; the shares are the same.
+    assert onsets("unit-change", {}, "demo")["FeatureDrift"] == pytest.approx(onset * 4)
 
 
 def test_a_smaller_shift_must_fill_more_of_the_window() -> None:

@@ -35,7 +35,7 @@ def rules() -> DriftRules:
 def test_rules_come_from_the_thresholds_file():
     demo = DriftRules.load("demo")
     assert demo.step_seconds == 5
-    assert (demo.window_steps, demo.for_steps) == (120, 24)
+    assert (demo.window_steps, demo.for_steps) == (24, 12)
     assert demo.levels == {"ticket": 0.1, "page": 0.2}
 
 

@@ -422,7 +422,11 @@ def test_compose_and_native_configs_share_rules_and_routes() -> None:
     native_rules = REPO_ROOT / "alerts" / "obslab.rules.yml"
     assert yaml.safe_load(RULES.read_text()) == yaml.safe_load(native_rules.read_text())
     routes = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())["route"]
-    assert {route["receiver"] for route in routes["routes"]} == {"oncall-page", "oncall-ticket"}
+    assert {route["receiver"] for route in routes["routes"]} == {
+        "oncall-page",
+        "oncall-ticket",
+        "oncall-watchdog",
+    }
 
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")

@@ -26,7 +26,7 @@ from cloudcoil.models.prometheus_operator import v1, v1alpha1
 from alerts.rules import RULES_FILE
 from alerts.thresholds import load_profile
 from app.settings import SERVICE_DEFAULTS
-from obslab import cli, compose
+from obslab import cli, compose, render
 from obslab.k8s.layout import LAB_NAMESPACE, render_files, student_namespace
 from obslab.k8s.monitoring import (
     ALERTMANAGER_URL,
@@ -531,3 +531,28 @@ def test_compose_remote_write_is_opt_in_and_promtool_accepts_it(tmp_path: Path) 
     shutil.copy(compose.RULES, tmp_path / compose.RULES.name)
     result = promtool("check", "config", str(tmp_path / "prometheus.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_each_lab_holds_back_what_the_native_alertmanager_holds_back(
+    objects: list[tuple[Path, dict]],
+) -> None:
+    """Cause before symptom, acute before budget, page before ticket: the same inhibitions
+    as the native and compose Alertmanagers, in the AlertmanagerConfig's own matcher form."""
+
+    def rendered(matcher: dict) -> str:
+        return f'{matcher["name"]}{matcher["matchType"]}"{matcher["value"]}"'
+
+    expected = [
+        (rule["source_matchers"], rule["target_matchers"], rule.get("equal"))
+        for rule in render.inhibit_rules()
+    ]
+    for config in of_kind(objects, "AlertmanagerConfig"):
+        found = [
+            (
+                [rendered(m) for m in rule["sourceMatch"]],
+                [rendered(m) for m in rule["targetMatch"]],
+                rule.get("equal"),
+            )
+            for rule in config["spec"]["inhibitRules"]
+        ]
+        assert found == expected

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-import requests
 import yaml
 
 from obslab import render
@@ -22,7 +20,6 @@ from obslab.stackconfig import (
     port_offset_from_env,
 )
 from obslab.topology import Instance, Release, Topology
-from tests.unit.processes import ALERTMANAGER, Process, free_port, wait_for
 
 NGINX = shutil.which("nginx", path="/usr/sbin:/usr/bin") or "nginx"
 
@@ -47,7 +44,9 @@ def layout(tmp_path: Path) -> StateLayout:
 def _write_prometheus_files(stack: StackConfig, profile: str, layout: StateLayout) -> None:
     """Everything prometheus.yml points at, as `obslab up` writes it."""
     topology = _topology(stack, profile)
-    layout.rules_file.write_text(render.render_rules(stack.profile(profile)))
+    layout.rules_file.write_text(
+        render.render_rules(stack.profile(profile), render.runbook_base_url(stack))
+    )
     for service in render.LOAD_BALANCED:
         layout.targets_file(service).write_text(
             render.render_targets(topology.instances_of(service))
@@ -108,128 +107,11 @@ def test_alertmanager_config_passes_amtool(layout: StateLayout, profile: str) ->
     assert "SUCCESS" in _amtool_check(layout.alertmanager_config)
 
 
-def test_alertmanager_routes_pages_and_tickets_to_the_oncall_webhook(
-    layout: StateLayout,
-) -> None:
-    stack = load_stack(port_offset=100)
-    document = yaml.safe_load(render.render_alertmanager(stack, stack.profile("test"), layout))
-
-    route = document["route"]
-    assert route["group_wait"] == "1s"
-    assert route["group_interval"] == "2s"
-    assert {child["receiver"]: child["matchers"] for child in route["routes"]} == {
-        "oncall-page": ['severity="page"'],
-        "oncall-ticket": ['severity="ticket"'],
-    }
-    for receiver in document["receivers"]:
-        (webhook,) = receiver["webhook_configs"]
-        assert webhook["url"] == "http://127.0.0.1:8102/webhook"
-        assert webhook["send_resolved"] is True
-        assert webhook["http_config"]["authorization"] == {
-            "type": "Bearer",
-            "credentials_file": str(layout.oncall_token),
-        }
-
-
-def test_a_page_inhibits_the_ticket_of_the_same_alert_and_subject(layout: StateLayout) -> None:
-    stack = load_stack()
-    layout.alertmanager_config.write_text(
-        render.render_alertmanager(stack, stack.profile("demo"), layout)
-    )
-    document = yaml.safe_load(layout.alertmanager_config.read_text())
-
-    assert document["inhibit_rules"] == [
-        {
-            "source_matchers": ['severity="page"'],
-            "target_matchers": ['severity="ticket"'],
-            "equal": ["alertname", "job", "feature", "model_version"],
-        }
-    ]
-    assert " - 1 inhibit rules" in _amtool_check(layout.alertmanager_config)
-
-
 def _amtool_check(config: Path) -> str:
     """amtool's report on ``config``, which it must accept."""
     result = subprocess.run(["amtool", "check-config", str(config)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
-
-
-def _alert(name: str, severity: str, **labels: str) -> dict:
-    return {"labels": {"alertname": name, "severity": severity, **labels}}
-
-
-def _key(alert: dict) -> tuple[tuple[str, str], ...]:
-    return tuple(sorted(alert["labels"].items()))
-
-
-def test_alertmanager_holds_back_only_the_ticket_of_a_firing_page(
-    tmp_path: Path, layout: StateLayout
-) -> None:
-    """The rendered config in a real Alertmanager: each page inhibits its own ticket, and no
-    ticket about another feature, model or job."""
-    if ALERTMANAGER is None:
-        pytest.fail("prometheus-alertmanager is not on PATH: run `make setup`")
-    # Notifications go to an oncall port nothing listens on, never to a running lab's.
-    stack = load_stack(port_offset=free_port() - load_stack().oncall.port)
-    config = tmp_path / "alertmanager.yml"
-    config.write_text(render.render_alertmanager(stack, stack.profile("test"), layout))
-    url = f"http://127.0.0.1:{free_port()}"
-    command = [
-        ALERTMANAGER,
-        f"--config.file={config}",
-        f"--storage.path={tmp_path / 'alertmanager'}",
-        f"--web.listen-address={url.removeprefix('http://')}",
-        "--cluster.listen-address=",
-    ]
-    m1 = {"model_version": "m1"}
-    sent = {
-        "income page": _alert("FeatureDrift", "page", feature="income", **m1),
-        "income ticket": _alert("FeatureDrift", "ticket", feature="income", **m1),
-        "age ticket": _alert("FeatureDrift", "ticket", feature="age", **m1),
-        "m2 income ticket": _alert("FeatureDrift", "ticket", feature="income", model_version="m2"),
-        "score ticket": _alert("PredictionDrift", "ticket", **m1),
-        "scoring fast burn": _alert("ErrorBudgetBurn", "page", job="scoring", window="fast"),
-        "scoring slow burn": _alert("ErrorBudgetBurn", "ticket", job="scoring", window="slow"),
-        "features slow burn": _alert("ErrorBudgetBurn", "ticket", job="features", window="slow"),
-    }
-
-    def alerts(**query: str) -> dict[tuple[tuple[str, str], ...], dict]:
-        response = requests.get(f"{url}/api/v2/alerts", params=query, timeout=5)
-        response.raise_for_status()
-        return {_key(alert): alert for alert in response.json()}
-
-    def once_two_are_inhibited() -> dict[tuple[tuple[str, str], ...], dict] | None:
-        current = alerts()
-        inhibited = [alert for alert in current.values() if alert["status"]["inhibitedBy"]]
-        return current if len(current) == len(sent) and len(inhibited) >= 2 else None
-
-    alertmanager = Process("alertmanager", command, dict(os.environ), tmp_path, f"{url}/-/ready")
-    try:
-        response = requests.post(f"{url}/api/v2/alerts", json=list(sent.values()), timeout=5)
-        response.raise_for_status()
-        # The inhibitor learns of a page after the API has accepted it.
-        received = wait_for("the tickets under a page to be inhibited", once_two_are_inhibited)
-        notified = alerts(inhibited="false")
-    finally:
-        alertmanager.kill()
-
-    found = {name: received[_key(alert)] for name, alert in sent.items()}
-    page = {name: found[name]["fingerprint"] for name in ("income page", "scoring fast burn")}
-    assert {name: alert["status"]["inhibitedBy"] for name, alert in found.items()} == {
-        "income page": [],
-        "income ticket": [page["income page"]],
-        "age ticket": [],
-        "m2 income ticket": [],
-        "score ticket": [],
-        "scoring fast burn": [],
-        "scoring slow burn": [page["scoring fast burn"]],
-        "features slow burn": [],
-    }
-    assert {name for name, alert in sent.items() if _key(alert) in notified} == set(sent) - {
-        "income ticket",
-        "scoring slow burn",
-    }
 
 
 def test_nginx_config_passes_nginx_test(layout: StateLayout) -> None:
