@@ -171,8 +171,13 @@ def test_the_tutorial_runs_as_written(stack: LiveStack) -> None:
         },
     )
 
-    for step in steps:
-        _run(shell, step)
+    try:
+        for step in steps:
+            _run(shell, step)
+    finally:
+        # A step that failed may leave its fault injected; the modules after this one need
+        # the stack healthy, so the failure stays this test's own.
+        shell.run("obslab fault clear")
 
 
 @pytest.mark.live
