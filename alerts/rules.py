@@ -800,6 +800,8 @@ def _deploy_regressions(config: Profile) -> list[dict]:
             # Convicted within the onset window, then for as long as the regression lasts;
             # a release replaced while convicted stays convicted until the job's newest
             # release is acquitted (a rollback or a fix), not because another replaced it.
+            # An acquittal is final: the conviction's own memory (`hold`, which bridges a
+            # missed evaluation) must not revive it when a next deploy ends the acquittal.
             _record(
                 f"{part}:convicted",
                 f"""
@@ -816,7 +818,7 @@ def _deploy_regressions(config: Profile) -> list[dict]:
                 or (
                   last_over_time({part}:convicted[{hold}])
                   unless on ({_DEPLOY}) deploy:release_reference:info
-                  unless on (job) {part}:acquitted
+                  unless on (job) last_over_time({part}:acquitted[{hold}])
                 )
                 """,
             ),
@@ -1329,6 +1331,7 @@ def _target_alerts(config: Profile) -> list[dict]:
     """
     targets = config.text("selectors.targets")
     down_for = config.duration("target_down.for")
+    absent_for = config.duration("target_down.absent_for")
     ticket_share = config.fraction("target_down.ticket_share")
     drained = _drained(config, 3)
     share = f"(count by (job) (up{{{targets}}} == 0) / count by (job) (up{{{targets}}}))"
@@ -1361,7 +1364,7 @@ def _target_alerts(config: Profile) -> list[dict]:
                 config,
                 "TargetAbsent",
                 expr=f'absent(up{{job="{job}"}})',
-                for_=down_for,
+                for_=absent_for,
                 severity="page",
                 keep_firing_for=drained,
                 # One rule per job: the label tells the rules apart for promtool's lint.
@@ -1371,7 +1374,7 @@ def _target_alerts(config: Profile) -> list[dict]:
                     "For @for Prometheus has had no target of job @job to scrape: service "
                     "discovery finds none (under compose, every container of the service is "
                     "gone) or the job left Prometheus's config. "
-                ).substitute({"for": down_for, "job": job})
+                ).substitute({"for": absent_for, "job": job})
                 + LAST_DEPLOY,
             )
         )

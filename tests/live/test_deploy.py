@@ -251,9 +251,7 @@ def test_errors_that_began_before_a_deploy_are_not_blamed_on_it(stack) -> None:
     try:
         # Features down is the cause that pages; scoring's errors fire, held back under it.
         _wait_for_page(stack, since, "TargetDown", job="features", severity="page")
-        stack.wait_for_query(
-            'ALERTS{alertname="HighErrorRate", job="scoring", alertstate="firing"}'
-        )
+        stack.wait_for_query(SCORING_ERRORS_FIRING)
         deployed = time.time()
         with _in_stack(stack):
             deploy.deploy(INITIAL[0], model=INITIAL[1])
@@ -290,9 +288,7 @@ def test_a_dependency_failure_after_a_clean_deploy_is_not_blamed_on_it(stack) ->
     try:
         _wait_for_page(stack, failed, "DependencyFailing", job="scoring")
         # The failing dependency explains scoring's errors: they fire, held back under it.
-        stack.wait_for_query(
-            'ALERTS{alertname="HighErrorRate", job="scoring", alertstate="firing"}'
-        )
+        stack.wait_for_query(SCORING_ERRORS_FIRING)
         time.sleep(QUIET_PERIOD)
         assert _deploy_pages(stack, since) == []
     finally:
