@@ -730,6 +730,9 @@ def _deploy_regressions(config: Profile) -> list[dict]:
     hold = config.duration("deploy.for")
     memory = config.duration("deploy.onset_window")
     references = config.duration("deploy.memory")
+    convicted_before = " or ".join(
+        f"last_over_time(deploy:{signal}:convicted[{references}])" for signal in _SIGNALS
+    )
     records = []
     for signal, (regressed, prior, prior_reason, acquit, affects) in conditions.items():
         part = f"deploy:{signal}"
@@ -773,9 +776,11 @@ def _deploy_regressions(config: Profile) -> list[dict]:
             # fixed by this one.
             _record(f"{part}:clean", acquit),
             # Acquitted: nothing to judge the newest release against, or it is clean, or it
-            # is a rollback (a release an earlier deploy of the job was judged against). A
-            # rollback's scores need not be closer to its reference than the floor, beyond
-            # chance, to end the page of the release it undoes.
+            # is a rollback: back to a release an earlier deploy of the job was judged against
+            # or replaced (a canary removed, a model swapped back), and never convicted itself.
+            # A rollback's scores need not be closer to its reference than the floor, beyond
+            # chance, to end the page of the release it undoes. The newest release is still
+            # judged on its own (a redeploy of a convicted release is convicted again).
             _record(
                 f"{part}:acquitted",
                 f"""
@@ -792,8 +797,11 @@ def _deploy_regressions(config: Profile) -> list[dict]:
                     ),
                     "ref_model_version", "$1", "model_version", "(.*)"
                   )
-                  and on (job, ref_version, ref_model_version)
-                  last_over_time(deploy:release_reference:info[{references}])
+                  and on (job, ref_version, ref_model_version) (
+                       last_over_time(deploy:release_reference:info[{references}])
+                    or last_over_time(deploy:release_previous:info[{references}])
+                  )
+                  unless on ({_RELEASE}) ({convicted_before})
                 )
                 """,
             ),
