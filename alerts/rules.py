@@ -1615,12 +1615,13 @@ def _model_group(config: Profile) -> dict:
             "obslab:model_predictions:rate",
             f"sum(rate(model_predictions_total{{{scoring}}}[{window}]))",
         ),
-        # What the business sees of a release: the share of applicants it approves.
+        # What the business sees of a release: the share of applicants it approves. By code
+        # version and model both, so a model-only deploy is a release of its own here too.
         _record(
             "job_version:model_approvals:ratio",
             f"""
-            sum by (job, version) (rate(model_predictions_total{{{approved}}}[{window}]))
-            / sum by (job, version) (rate(model_predictions_total{{{scoring}}}[{window}]))
+            sum by ({_RELEASE}) (rate(model_predictions_total{{{approved}}}[{window}]))
+            / sum by ({_RELEASE}) (rate(model_predictions_total{{{scoring}}}[{window}]))
             """,
         ),
         _record(
