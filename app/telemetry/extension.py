@@ -86,8 +86,11 @@ def _enabled(value: Any) -> bool:
 
 
 def _expected_score_shift(value: Any) -> bool:
-    # from_prefixed_env parses JSON, so 0/1 arrive as numbers and true/false as booleans.
-    switch = {"1": True, "0": False, "true": True, "false": False}.get(str(value).lower())
+    # from_prefixed_env parses JSON, so 0/1 arrive as numbers and true/false as booleans; an
+    # empty value (a manifest that predates the setting) declares nothing.
+    switch = {"1": True, "0": False, "true": True, "false": False, "": False}.get(
+        str(value).lower()
+    )
     if switch is None:
         raise ValueError(
             "OBSLAB_EXPECTED_SCORE_SHIFT (config key EXPECTED_SCORE_SHIFT) must be 1 or 0; "

@@ -306,6 +306,16 @@ def test_a_release_expects_no_shift_by_default(app: Flask, registry: CollectorRe
     assert registry.get_sample_value("app_expected_score_shift", release) == 0
 
 
+def test_an_empty_setting_declares_no_shift(
+    registry: CollectorRegistry, tracer_provider: TracerProvider
+) -> None:
+    """A pod rendered before the setting existed passes it empty: that declares nothing."""
+    make_app(registry, tracer_provider, EXPECTED_SCORE_SHIFT="")
+    release = {"version": "2.0.0", "model_version": "m2"}
+
+    assert registry.get_sample_value("app_expected_score_shift", release) == 0
+
+
 @pytest.mark.parametrize(
     ("key", "value"),
     [
