@@ -485,6 +485,7 @@ def _release_env(instance: Instance) -> dict[str, str]:
         "OBSLAB_MODEL_VERSION": release.model_version,
         "OBSLAB_DEPLOYED_AT": repr(release.deployed_at),
         "OBSLAB_PREVIOUS_VERSION": release.previous_version,
+        "OBSLAB_EXPECTED_SCORE_SHIFT": "1" if release.expected_score_shift else "0",
     }
 
 
