@@ -730,6 +730,9 @@ def _deploy_regressions(config: Profile) -> list[dict]:
     hold = config.duration("deploy.for")
     memory = config.duration("deploy.onset_window")
     references = config.duration("deploy.memory")
+    convicted_before = " or ".join(
+        f"last_over_time(deploy:{signal}:convicted[{references}])" for signal in _SIGNALS
+    )
     records = []
     for signal, (regressed, prior, prior_reason, acquit, affects) in conditions.items():
         part = f"deploy:{signal}"
@@ -773,9 +776,11 @@ def _deploy_regressions(config: Profile) -> list[dict]:
             # fixed by this one.
             _record(f"{part}:clean", acquit),
             # Acquitted: nothing to judge the newest release against, or it is clean, or it
-            # is a rollback (a release an earlier deploy of the job was judged against). A
-            # rollback's scores need not be closer to its reference than the floor, beyond
-            # chance, to end the page of the release it undoes.
+            # is a rollback: back to a release an earlier deploy of the job was judged against
+            # or replaced (a canary removed, a model swapped back), and never convicted itself.
+            # A rollback's scores need not be closer to its reference than the floor, beyond
+            # chance, to end the page of the release it undoes. The newest release is still
+            # judged on its own (a redeploy of a convicted release is convicted again).
             _record(
                 f"{part}:acquitted",
                 f"""
@@ -792,14 +797,19 @@ def _deploy_regressions(config: Profile) -> list[dict]:
                     ),
                     "ref_model_version", "$1", "model_version", "(.*)"
                   )
-                  and on (job, ref_version, ref_model_version)
-                  last_over_time(deploy:release_reference:info[{references}])
+                  and on (job, ref_version, ref_model_version) (
+                       last_over_time(deploy:release_reference:info[{references}])
+                    or last_over_time(deploy:release_previous:info[{references}])
+                  )
+                  unless on ({_RELEASE}) ({convicted_before})
                 )
                 """,
             ),
             # Convicted within the onset window, then for as long as the regression lasts;
             # a release replaced while convicted stays convicted until the job's newest
             # release is acquitted (a rollback or a fix), not because another replaced it.
+            # An acquittal is final: the conviction's own memory (`hold`, which bridges a
+            # missed evaluation) must not revive it when a next deploy ends the acquittal.
             _record(
                 f"{part}:convicted",
                 f"""
@@ -816,7 +826,7 @@ def _deploy_regressions(config: Profile) -> list[dict]:
                 or (
                   last_over_time({part}:convicted[{hold}])
                   unless on ({_DEPLOY}) deploy:release_reference:info
-                  unless on (job) {part}:acquitted
+                  unless on (job) last_over_time({part}:acquitted[{hold}])
                 )
                 """,
             ),
@@ -1329,6 +1339,7 @@ def _target_alerts(config: Profile) -> list[dict]:
     """
     targets = config.text("selectors.targets")
     down_for = config.duration("target_down.for")
+    absent_for = config.duration("target_down.absent_for")
     ticket_share = config.fraction("target_down.ticket_share")
     drained = _drained(config, 3)
     share = f"(count by (job) (up{{{targets}}} == 0) / count by (job) (up{{{targets}}}))"
@@ -1361,7 +1372,7 @@ def _target_alerts(config: Profile) -> list[dict]:
                 config,
                 "TargetAbsent",
                 expr=f'absent(up{{job="{job}"}})',
-                for_=down_for,
+                for_=absent_for,
                 severity="page",
                 keep_firing_for=drained,
                 # One rule per job: the label tells the rules apart for promtool's lint.
@@ -1371,7 +1382,7 @@ def _target_alerts(config: Profile) -> list[dict]:
                     "For @for Prometheus has had no target of job @job to scrape: service "
                     "discovery finds none (under compose, every container of the service is "
                     "gone) or the job left Prometheus's config. "
-                ).substitute({"for": down_for, "job": job})
+                ).substitute({"for": absent_for, "job": job})
                 + LAST_DEPLOY,
             )
         )
@@ -1604,12 +1615,13 @@ def _model_group(config: Profile) -> dict:
             "obslab:model_predictions:rate",
             f"sum(rate(model_predictions_total{{{scoring}}}[{window}]))",
         ),
-        # What the business sees of a release: the share of applicants it approves.
+        # What the business sees of a release: the share of applicants it approves. By code
+        # version and model both, so a model-only deploy is a release of its own here too.
         _record(
             "job_version:model_approvals:ratio",
             f"""
-            sum by (job, version) (rate(model_predictions_total{{{approved}}}[{window}]))
-            / sum by (job, version) (rate(model_predictions_total{{{scoring}}}[{window}]))
+            sum by ({_RELEASE}) (rate(model_predictions_total{{{approved}}}[{window}]))
+            / sum by ({_RELEASE}) (rate(model_predictions_total{{{scoring}}}[{window}]))
             """,
         ),
         _record(

@@ -22,6 +22,7 @@ SERVICE_DEFAULTS: dict[str, object] = {
     "ENVIRONMENT": "native",
     "INSTANCE": "",
     "DEPLOYED_AT": 0.0,
+    "EXPECTED_SCORE_SHIFT": False,
     "TELEMETRY": "on",
     "ADMIN_ENABLED": False,
     "ADMIN_TOKEN": "",

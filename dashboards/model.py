@@ -59,15 +59,13 @@ def build(limits: Limits) -> dashboard.Dashboard:
         )
         .with_panel(
             time_series(
-                "Approval share",
-                "Share of applicants approved, per model version: a miscalibrated model "
-                "moves it at once.",
+                "Approval share by release",
+                "Share of applicants approved, per release (version and model): a "
+                "miscalibrated model moves it at once.",
                 "percentunit",
                 prom(
-                    "sum by (model_version) (rate(model_predictions_total"
-                    f'{{{MODEL}, decision="approve"}}[$__rate_interval]))\n/\n'
-                    f"sum by (model_version) (rate({PREDICTIONS}[$__rate_interval]))",
-                    "{{model_version}}",
+                    f"job_version:model_approvals:ratio{{{MODEL}}}",
+                    "{{version}} ({{model_version}})",
                 ),
                 width=8,
                 minimum=0,

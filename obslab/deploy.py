@@ -53,11 +53,19 @@ def canary_weights(percent: int, old_instances: int) -> tuple[int, int]:
 
 
 def deploy(
-    version: str, *, model: str | None = None, commit: str | None = None, canary: int | None = None
+    version: str,
+    *,
+    model: str | None = None,
+    commit: str | None = None,
+    canary: int | None = None,
+    expect_shift: bool = False,
 ) -> DeployRecord | None:
     """Deploy ``version`` of scoring, rolling or (with ``canary`` percent) beside the old one.
 
-    Returns the history record, or None when that release already runs.
+    ``expect_shift`` declares that the new release means to move its scores (a retrained
+    model): its instances export ``app_expected_score_shift 1``, and DeployPredictionShift
+    raises a ticket for it instead of a page. Only this release carries it: a later deploy
+    declares its own. Returns the history record, or None when that release already runs.
     """
     release = releases.RELEASES.get(version)
     if release is None:
@@ -76,7 +84,10 @@ def deploy(
             None,
             current.commit,
         ):
-            print(f"{SERVICE} already runs {version} (model {model}); nothing to deploy")
+            note = ""
+            if expect_shift and not current.expected_score_shift:
+                note = "; --expect-shift declares the shift of a deploy that starts a release"
+            print(f"{SERVICE} already runs {version} (model {model}); nothing to deploy{note}")
             return None
         new = Release(
             version,
@@ -84,6 +95,7 @@ def deploy(
             model,
             deployed_at=time.time(),
             previous_version=current.version,
+            expected_score_shift=expect_shift,
         )
         if canary is None:
             scoring.roll(new)
@@ -113,13 +125,7 @@ def rollback() -> DeployRecord:
         canary = scoring.canary()
         if canary is not None:
             scoring.remove_canary()
-            back = Release(
-                current.version,
-                current.commit,
-                current.model_version,
-                deployed_at=time.time(),
-                previous_version=canary.version,
-            )
+            back = replace(current, deployed_at=time.time(), previous_version=canary.version)
             return scoring.finish(back, current, "rollback")
         if not current.previous_version:
             raise ObslabError(
@@ -195,19 +201,28 @@ class _Scoring:
             )
 
     def release_of(self, version: str, *, replacing: Release) -> Release:
-        """``version`` as it last ran (commit, model) other than ``replacing`` runs it, deployed
-        now in its place: after a model-only deploy, the same version with the model before."""
+        """``version`` as it last ran (commit, model, declared shift) other than ``replacing``
+        runs it, deployed now in its place: after a model-only deploy, the same version with the
+        model before. ``replacing``'s declared shift is never carried over."""
         last = DeployHistory(history_file(self.layout.root)).latest(
             version, other_than=(replacing.commit, replacing.model_version)
         )
         initial = self.stack.scoring.release
+        shift = False
         if last is not None:
-            commit, model = last.commit, last.model_version
+            commit, model, shift = last.commit, last.model_version, last.expected_score_shift
         elif initial is not None and initial.version == version:
             commit, model = initial.commit, initial.model_version
         else:
             commit, model = default_commit(version), releases.get(version).model_version
-        return Release(version, commit, model, time.time(), previous_version=replacing.version)
+        return Release(
+            version,
+            commit,
+            model,
+            time.time(),
+            previous_version=replacing.version,
+            expected_score_shift=shift,
+        )
 
     def roll(self, release: Release) -> None:
         """Replace each instance that runs another release, one at a time."""
@@ -242,11 +257,14 @@ class _Scoring:
             time=record_release.deployed_at,
             who=current_user(),
             kind=kind,
+            expected_score_shift=record_release.expected_score_shift,
         )
         DeployHistory(history_file(self.layout.root)).record(record)
+        shift = ", an intended score shift" if record.expected_score_shift else ""
         print(
             f"{kind} {SERVICE} {record.version} (commit {record.commit}, model "
-            f"{record.model_version}) replacing {record.previous_version or 'nothing'}: done"
+            f"{record.model_version}{shift}) replacing {record.previous_version or 'nothing'}: "
+            "done"
         )
         annotate(record)
         return record

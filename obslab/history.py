@@ -30,15 +30,19 @@ CREATE TABLE IF NOT EXISTS deploys (
     model_version TEXT NOT NULL,
     time REAL NOT NULL,
     who TEXT NOT NULL,
-    kind TEXT NOT NULL
+    kind TEXT NOT NULL,
+    expected_score_shift INTEGER NOT NULL DEFAULT 0
 )
 """
-_COLUMNS = "version, previous_version, commit_sha, model_version, time, who, kind"
+_COLUMNS = (
+    "version, previous_version, commit_sha, model_version, time, who, kind, expected_score_shift"
+)
 
 
 @dataclass(frozen=True)
 class DeployRecord:
-    """One change of the running release; ``time`` is unix seconds."""
+    """One change of the running release; ``time`` is unix seconds. ``expected_score_shift``
+    is the release's own declaration, so a rollback to it restores it as it ran."""
 
     version: str
     previous_version: str
@@ -47,6 +51,7 @@ class DeployRecord:
     time: float
     who: str
     kind: Kind
+    expected_score_shift: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -79,7 +84,7 @@ class DeployHistory:
     def record(self, entry: DeployRecord) -> None:
         with closing(self._connect()) as db, db:
             db.execute(
-                f"INSERT INTO deploys ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO deploys ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     entry.version,
                     entry.previous_version,
@@ -88,6 +93,7 @@ class DeployHistory:
                     entry.time,
                     entry.who,
                     entry.kind,
+                    int(entry.expected_score_shift),
                 ),
             )
 
@@ -97,7 +103,7 @@ class DeployHistory:
             return []
         with closing(self._connect()) as db:
             rows = db.execute(f"SELECT {_COLUMNS} FROM deploys ORDER BY id").fetchall()
-        return [DeployRecord(*row) for row in rows]
+        return [DeployRecord(*row[:-1], expected_score_shift=bool(row[-1])) for row in rows]
 
     def latest(
         self, version: str, *, other_than: tuple[str, str] | None = None
@@ -119,7 +125,27 @@ class DeployHistory:
         switch_to_wal(db, timeout=10)
         db.execute("PRAGMA synchronous=FULL")
         db.execute(_SCHEMA)
+        _add_expected_score_shift(db)
         return db
+
+
+def _add_expected_score_shift(db: sqlite3.Connection) -> None:
+    """Give a history written before the column existed the column, 0 in every old row: those
+    deploys could not declare a shift. Checked again under the write lock, as another process
+    may be adding it too."""
+
+    def missing() -> bool:
+        columns = {row[1] for row in db.execute("PRAGMA table_info(deploys)")}
+        return "expected_score_shift" not in columns
+
+    if not missing():
+        return
+    with db:
+        db.execute("BEGIN IMMEDIATE")
+        if missing():
+            db.execute(
+                "ALTER TABLE deploys ADD COLUMN expected_score_shift INTEGER NOT NULL DEFAULT 0"
+            )
 
 
 def deploy_entries() -> list[dict[str, object]]:

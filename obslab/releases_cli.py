@@ -35,6 +35,11 @@ def register(commands: Commands) -> None:
         metavar="PERCENT",
         help="start one instance beside the old ones, taking PERCENT%% of the requests",
     )
+    deploy.add_argument(
+        "--expect-shift",
+        action="store_true",
+        help="declare that this release means to move its scores: a ticket, not a page, if they do",
+    )
     deploy.set_defaults(run=run_deploy)
 
     history = commands.add_parser("deployments", help="list the deploy history, newest first")
@@ -62,12 +67,22 @@ def run_deploy(args: argparse.Namespace) -> int:
     from obslab import deploy
 
     if args.target in _ACTIONS:
-        given = [f"--{name}" for name in ("model", "commit", "canary") if getattr(args, name)]
+        given = [
+            f"--{name.replace('_', '-')}"
+            for name in ("model", "commit", "canary", "expect_shift")
+            if getattr(args, name)
+        ]
         if given:
             raise ObslabError(f"{' and '.join(given)}: only for a deploy of a VERSION")
         (deploy.promote if args.target == "promote" else deploy.rollback)()
         return 0
-    deploy.deploy(args.target, model=args.model, commit=args.commit, canary=args.canary)
+    deploy.deploy(
+        args.target,
+        model=args.model,
+        commit=args.commit,
+        canary=args.canary,
+        expect_shift=args.expect_shift,
+    )
     return 0
 
 

@@ -28,6 +28,7 @@ from obslab.processes import ProcessSpec, Supervisor, log_tail, port_in_use, pro
 from obslab.stackconfig import (
     REPO_ROOT,
     AppService,
+    Profile,
     StackConfig,
     load_stack,
     port_offset_from_env,
@@ -335,7 +336,7 @@ def _stages(
             ],
         ),
         ("alertmanager", [_alertmanager(stack, layout, base)]),
-        ("prometheus", [_prometheus(stack, layout, base)]),
+        ("prometheus", [_prometheus(stack, stack.profile(topology.profile), layout, base)]),
     ]
     if topology.load:
         stages.append(("locust", [_locust(stack, layout, lab)]))
@@ -411,12 +412,18 @@ def _alertmanager(stack: StackConfig, layout: StateLayout, env: dict[str, str]) 
     return _prometheus_server("alertmanager", command, stack.alertmanager_port, flags, env, layout)
 
 
-def _prometheus(stack: StackConfig, layout: StateLayout, env: dict[str, str]) -> ProcessSpec:
+def _prometheus(
+    stack: StackConfig, profile: Profile, layout: StateLayout, env: dict[str, str]
+) -> ProcessSpec:
     flags = [
         f"--config.file={layout.prometheus_config}",
         f"--storage.tsdb.path={layout.prometheus_data}",
         "--enable-feature=exemplar-storage",
         "--web.enable-lifecycle",
+        # Every alert Prometheus sends holds for four resend delays: resent at each evaluation,
+        # the alerts of a Prometheus that stopped (the Watchdog's included) end within four
+        # evaluations, not the four minutes of the default delay.
+        f"--rules.alert.resend-delay={profile.evaluation_interval}",
     ]
     return _prometheus_server(
         "prometheus", _command("prometheus"), stack.prometheus_port, flags, env, layout
@@ -478,6 +485,7 @@ def _release_env(instance: Instance) -> dict[str, str]:
         "OBSLAB_MODEL_VERSION": release.model_version,
         "OBSLAB_DEPLOYED_AT": repr(release.deployed_at),
         "OBSLAB_PREVIOUS_VERSION": release.previous_version,
+        "OBSLAB_EXPECTED_SCORE_SHIFT": "1" if release.expected_score_shift else "0",
     }
 
 

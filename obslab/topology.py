@@ -17,13 +17,18 @@ from obslab.errors import ObslabError
 
 @dataclass(frozen=True)
 class Release:
-    """One version of a service as it was deployed (the ``OBSLAB_*`` build settings)."""
+    """One version of a service as it was deployed (the ``OBSLAB_*`` build settings).
+
+    ``expected_score_shift``: the deploy declared that this release means to move its scores
+    (``obslab deploy --expect-shift``), so a score shift is a ticket rather than a page.
+    """
 
     version: str
     commit: str
     model_version: str
     deployed_at: float
     previous_version: str = ""
+    expected_score_shift: bool = False
 
 
 @dataclass(frozen=True)

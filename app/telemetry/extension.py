@@ -39,6 +39,7 @@ class _Settings:
     model_version: str
     previous_version: str
     deployed_at: float
+    expected_score_shift: bool
     instance: str
     environment: str
     enabled: bool
@@ -54,6 +55,7 @@ class _Settings:
             model_version=str(get("MODEL_VERSION")),
             previous_version=str(get("PREVIOUS_VERSION")),
             deployed_at=_deployed_at(get("DEPLOYED_AT")),
+            expected_score_shift=_expected_score_shift(get("EXPECTED_SCORE_SHIFT")),
             instance=str(get("INSTANCE")),
             environment=str(get("ENVIRONMENT")),
             enabled=_enabled(get("TELEMETRY")),
@@ -79,6 +81,20 @@ def _enabled(value: Any) -> bool:
     if switch is None:
         raise ValueError(
             f"OBSLAB_TELEMETRY (config key TELEMETRY) must be on or off; got {value!r}"
+        )
+    return switch
+
+
+def _expected_score_shift(value: Any) -> bool:
+    # from_prefixed_env parses JSON, so 0/1 arrive as numbers and true/false as booleans; an
+    # empty value (a manifest that predates the setting) declares nothing.
+    switch = {"1": True, "0": False, "true": True, "false": False, "": False}.get(
+        str(value).lower()
+    )
+    if switch is None:
+        raise ValueError(
+            "OBSLAB_EXPECTED_SCORE_SHIFT (config key EXPECTED_SCORE_SHIFT) must be 1 or 0; "
+            f"got {value!r}"
         )
     return switch
 
@@ -110,6 +126,7 @@ def init_app(
         model_version=settings.model_version,
         previous_version=settings.previous_version,
         deployed_at=settings.deployed_at,
+        expected_score_shift=settings.expected_score_shift,
     )
     ProcessCollector(registry=registry)
     app.add_url_rule("/metrics", "metrics", _metrics_view(registry))

@@ -65,7 +65,12 @@ def render(args: argparse.Namespace) -> int:
 
 def rollout(args: argparse.Namespace) -> int:
     patch = rollout_patch(
-        args.version, args.commit, args.model_version, args.previous_version, int(time.time())
+        args.version,
+        args.commit,
+        args.model_version,
+        args.previous_version,
+        int(time.time()),
+        expected_score_shift=args.expect_shift,
     )
     print(json.dumps(patch))
     return 0
@@ -84,6 +89,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     patch.add_argument("--commit", required=True)
     patch.add_argument("--model-version", required=True)
     patch.add_argument("--previous-version", required=True, help="the version it replaces")
+    patch.add_argument(
+        "--expect-shift",
+        action="store_true",
+        help="declare that this release means to move its scores: a ticket, not a page, if they do",
+    )
     args = parser.parse_args(argv)
     try:
         return rollout(args) if args.command == "rollout" else render(args)

@@ -1,9 +1,10 @@
 """One lab's workloads: scoring, features and oncall as Deployments, and Locust.
 
 A deploy on Kubernetes is a Deployment rollout, and a rollout is a change of the pod template.
-So the release a pod runs (version, commit, model, the version it replaced, and when it was
-deployed) lives in the pod template's annotations, and the container reads them through the
-downward API into the ``OBSLAB_*`` settings the services already read. A rollout that changes
+So the release a pod runs (version, commit, model, the version it replaced, when it was
+deployed, and whether it declared its score shift intended) lives in the pod template's
+annotations, and the container reads them through the downward API into the ``OBSLAB_*``
+settings the services already read. A rollout that changes
 them starts pods with the new release and a new deploy time; a container restart, a pod
 rescheduled by its ReplicaSet or ``kubectl rollout restart`` (which only adds
 ``kubectl.kubernetes.io/restartedAt``) keeps them, so ``app_deploy_timestamp_seconds`` and
@@ -36,6 +37,7 @@ RELEASE_ANNOTATIONS = {
     "obslab.dev/model-version": "OBSLAB_MODEL_VERSION",
     "obslab.dev/previous-version": "OBSLAB_PREVIOUS_VERSION",
     "obslab.dev/deployed-at": "OBSLAB_DEPLOYED_AT",
+    "obslab.dev/expected-score-shift": "OBSLAB_EXPECTED_SCORE_SHIFT",
 }
 
 #: Requests per instance, from the native stack under the demo load (Locust's 10 users): RSS
@@ -70,17 +72,40 @@ def memory_limit() -> str:
 
 
 def release_annotations(
-    version: str, commit: str, model_version: str, previous_version: str, deployed_at: float
+    version: str,
+    commit: str,
+    model_version: str,
+    previous_version: str,
+    deployed_at: float,
+    expected_score_shift: bool = False,
 ) -> dict[str, str]:
-    values = (version, commit, model_version, previous_version, str(int(deployed_at)))
+    values = (
+        version,
+        commit,
+        model_version,
+        previous_version,
+        str(int(deployed_at)),
+        "1" if expected_score_shift else "0",
+    )
     return dict(zip(RELEASE_ANNOTATIONS, values, strict=True))
 
 
 def rollout_patch(
-    version: str, commit: str, model_version: str, previous_version: str, deployed_at: float
+    version: str,
+    commit: str,
+    model_version: str,
+    previous_version: str,
+    deployed_at: float,
+    expected_score_shift: bool = False,
 ) -> dict[str, object]:
-    """The strategic-merge patch that deploys a release (``kubectl patch deployment ...``)."""
-    annotations = release_annotations(version, commit, model_version, previous_version, deployed_at)
+    """The strategic-merge patch that deploys a release (``kubectl patch deployment ...``).
+
+    It sets every release annotation, ``expected-score-shift`` too: a merge keeps what a patch
+    leaves out, and one release's declared shift must not pass to the next.
+    """
+    annotations = release_annotations(
+        version, commit, model_version, previous_version, deployed_at, expected_score_shift
+    )
     return {"spec": {"template": {"metadata": {"annotations": annotations}}}}
 
 

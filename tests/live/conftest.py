@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from loadgen.profile import Profile
 from obslab import stack as native
@@ -138,6 +139,29 @@ class LiveStack:
 
         wanted = f"{status} page {alertname} {dict(labels or {})}"
         return _poll(matching, f"no {wanted} at {self.oncall}", timeout)[0]
+
+    def dead_mans_switch(self) -> dict[str, float]:
+        """The oncall receiver's dead-man's switch, as its ``/metrics`` shows it
+        (``oncall_watchdog_*`` and ``oncall_dead_mans_switch_*``)."""
+        response = requests.get(f"{self.oncall}/metrics", timeout=5)
+        response.raise_for_status()
+        return {
+            sample.name: sample.value
+            for family in text_string_to_metric_families(response.text)
+            for sample in family.samples
+            if sample.name.startswith(("oncall_watchdog_", "oncall_dead_mans_switch_"))
+        }
+
+    def wait_until_switch_armed_and_quiet(self, timeout: float = 60) -> dict[str, float]:
+        """Poll until a Watchdog has arrived and DeadMansSwitch is not firing: only then does
+        a silence that follows mean the break a test makes."""
+
+        def armed_and_quiet() -> list[dict[str, float]]:
+            gauges = self.dead_mans_switch()
+            armed = gauges["oncall_watchdog_last_seen_timestamp_seconds"] > 0
+            return [gauges] if armed and gauges["oncall_dead_mans_switch_firing"] == 0 else []
+
+        return _poll(armed_and_quiet, "the dead-man's switch is not armed and quiet", timeout)[0]
 
     def environment(self) -> contextlib.AbstractContextManager[None]:
         """``OBSLAB_HOME`` and ``OBSLAB_PORT_OFFSET`` of this stack, for code that drives it

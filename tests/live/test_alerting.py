@@ -15,7 +15,6 @@ from html.parser import HTMLParser
 
 import pytest
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from app.settings import state_dir
 from obslab import render
@@ -155,38 +154,19 @@ def test_one_features_instance_down_is_a_ticket_not_a_page(stack) -> None:
     )
 
 
-def _oncall_gauges(stack) -> dict[str, float]:
-    response = requests.get(f"{stack.oncall}/metrics", timeout=5)
-    response.raise_for_status()
-    return {
-        sample.name: sample.value
-        for family in text_string_to_metric_families(response.text)
-        for sample in family.samples
-        if sample.name.startswith(("oncall_watchdog_", "oncall_dead_mans_switch_"))
-    }
-
-
 def test_alertmanager_down_pages_the_dead_mans_switch(stack) -> None:
     """Needs the oncall receiver's dead-man's switch (POST /watchdog, DeadMansSwitch)."""
     timeout = render.watchdog_timeout_seconds(load_stack().profile("test"))
     assert timeout < DEAD_MANS_BOUND
     # The stack hands the receiver the profile's timeout: three Watchdog repeats.
-    assert _oncall_gauges(stack)["oncall_watchdog_timeout_seconds"] == timeout
-    # Armed (a Watchdog has arrived) and quiet: only then does a silence mean this break.
-    deadline = time.monotonic() + DEAD_MANS_BOUND
-    while not (
-        (gauges := _oncall_gauges(stack))["oncall_watchdog_last_seen_timestamp_seconds"] > 0
-        and gauges["oncall_dead_mans_switch_firing"] == 0
-    ):
-        if time.monotonic() > deadline:
-            pytest.fail(f"the dead-man's switch is not armed and quiet: {gauges}")
-        time.sleep(1)
+    assert stack.dead_mans_switch()["oncall_watchdog_timeout_seconds"] == timeout
+    stack.wait_until_switch_armed_and_quiet(DEAD_MANS_BOUND)
     stopped = time.time()
     stack.stop("alertmanager")
     try:
         page = stack.wait_for_page("DeadMansSwitch", since=stopped, timeout=DEAD_MANS_BOUND)
         # No Watchdog arrives while Alertmanager is down: the last one seen stays put.
-        last_seen = _oncall_gauges(stack)["oncall_watchdog_last_seen_timestamp_seconds"]
+        last_seen = stack.dead_mans_switch()["oncall_watchdog_last_seen_timestamp_seconds"]
     finally:
         stack.start("alertmanager")
     assert page["labels"]["severity"] == "page"

@@ -17,6 +17,7 @@ import requests
 
 from obslab import faults
 from obslab.oncall.client import fetch_pages
+from obslab.render import CAUSES
 
 pytestmark = pytest.mark.live
 
@@ -24,7 +25,12 @@ pytestmark = pytest.mark.live
 #: delivered by a deploy come last: a deploy stays in its attribution window for minutes,
 #: and a later fault's errors would rightly be blamed on it.
 MATRIX: dict[str, dict[str, str]] = {
-    "slow-dependency": {},
+    # A quarter of the lookups, just past scoring's 2 s timeout. With every lookup delayed,
+    # all of scoring's threads wait on features, and the test profile's 1 s scrapes queue
+    # behind them: scoring then reads as down (TargetDown) as often as failing
+    # (DependencyFailing), a coin toss a test cannot rest on. The demo profile's longer
+    # scrape timeout does not have that race.
+    "slow-dependency": {"delay_ms": "2100", "rate": "0.25"},
     "error-burst": {},
     "dependency-down": {},
     "cpu-hog": {},
@@ -75,7 +81,8 @@ def _wait_quiet(stack, names: set[str], timeout: float) -> None:
 def test_fault_raises_its_alerts_and_only_those(lab, name: str) -> None:
     fault = faults.get(name)
     tolerated = set(fault.alerts) | set(fault.may_alert)
-    _wait_quiet(lab, tolerated | {"HighErrorRate", "HighLatency"}, RESOLVE_TIMEOUT)
+    # A cause still firing from the row before would hold back this row's symptoms.
+    _wait_quiet(lab, tolerated | {"HighErrorRate", "HighLatency", *CAUSES}, RESOLVE_TIMEOUT)
     started = time.time()
     faults.inject(name, MATRIX[name], duration=FAULT_TIMEOUT + 60)
     try:

@@ -13,6 +13,8 @@ import time
 import pytest
 import requests
 
+from alerts.thresholds import load_profile
+
 pytestmark = pytest.mark.live
 
 
@@ -28,6 +30,23 @@ def test_traffic_is_scored_and_scraped(stack):
     )
     build = stack.wait_for_query('app_build_info{job="scoring"}')
     assert {series["metric"]["version"] for series in build} == {"1.0.0"}
+
+
+def test_a_starting_prometheus_pages_no_target_absent(stack):
+    """Prometheus syncs its first scrape targets seconds after it starts, so every job is
+    absent for a moment: ``TargetAbsent`` waits that out, and never fired since the start."""
+    start = stack.wait_for_query('process_start_time_seconds{job="prometheus"}')[0]
+    started = float(start["value"][1])
+    # Long enough for the bug this guards against to show: a `for:` shorter than the sync.
+    time.sleep(
+        max(0.0, started + load_profile("test").seconds("target_down.absent_for") + 5 - time.time())
+    )
+    uptime = time.time() - started
+    fired = stack.query(
+        'max_over_time(ALERTS{alertname="TargetAbsent", alertstate="firing"}'
+        f"[{int(uptime) + 60}s])"
+    )
+    assert fired == [], [series["metric"]["job"] for series in fired]
 
 
 def test_latency_exemplars_carry_trace_ids(stack):

@@ -8,7 +8,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from flask import Flask
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import CollectorRegistry
 
+from app import telemetry
+from app.settings import load_config
 from obslab import stack
 from obslab.errors import ObslabError
 from obslab.layout import StateLayout
@@ -20,7 +25,12 @@ RELEASE = Release("1.1.0", "c0ffee1", "m2", deployed_at=1_700_000_000.5, previou
 
 def _topology() -> Topology:
     canary = Release(
-        "1.2.0", "badc0de", "m3", deployed_at=1_700_000_100.0, previous_version="1.1.0"
+        "1.2.0",
+        "badc0de",
+        "m3",
+        deployed_at=1_700_000_100.0,
+        previous_version="1.1.0",
+        expected_score_shift=True,
     )
     return Topology(
         profile="test",
@@ -41,6 +51,47 @@ def test_topology_survives_a_round_trip_through_its_file(tmp_path: Path) -> None
 
     assert read_topology(path) == _topology()
     assert json.loads(path.read_text())["releases"]["scoring"]["previous_version"] == "1.0.0"
+    assert [i.release.expected_score_shift for i in read_topology(path).instances] == [
+        False,
+        True,
+        False,
+    ]
+
+
+def test_a_topology_file_from_before_declared_shifts_reads_as_none_declared(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "stack.json"
+    write_topology(path, _topology())
+    written = json.loads(path.read_text())
+    for release in [*written["releases"].values(), *(i["release"] for i in written["instances"])]:
+        del release["expected_score_shift"]
+    path.write_text(json.dumps(written))
+
+    topology = read_topology(path)
+
+    assert topology is not None
+    assert not any(i.release.expected_score_shift for i in topology.instances)
+    assert topology.instances[1].release == replace(
+        _topology().instances[1].release, expected_score_shift=False
+    )
+
+
+@pytest.mark.parametrize(("declared", "exported"), [(True, 1), (False, 0)])
+def test_an_instance_exports_its_release_s_declared_shift(
+    monkeypatch: pytest.MonkeyPatch, declared: bool, exported: int
+) -> None:
+    release = replace(RELEASE, expected_score_shift=declared)
+    for name, value in stack._release_env(Instance("scoring", 0, 28100, release)).items():
+        monkeypatch.setenv(name, value)
+    app = Flask("scoring")
+    load_config(app, "scoring", {}, {"LOG_FILE": ""})
+    registry = CollectorRegistry()
+
+    telemetry.init_app(app, "scoring", registry=registry, tracer_provider=TracerProvider())
+
+    labels = {"version": "1.1.0", "model_version": "m2"}
+    assert registry.get_sample_value("app_expected_score_shift", labels) == exported
 
 
 def test_no_topology_file_means_no_topology(tmp_path: Path) -> None:

@@ -418,6 +418,15 @@ def test_prometheus_discovers_replicas_by_dns_and_stores_exemplars(compose_confi
     )
 
 
+def test_prometheus_resends_alerts_at_each_evaluation(compose_config: dict) -> None:
+    """Alertmanager ends an alert four resend delays after it last heard of it: at the demo
+    profile's evaluation interval, a stopped Prometheus's Watchdog ends within seconds, and
+    the dead-man's switch starts counting."""
+    evaluation = yaml.safe_load(PROMETHEUS_CONFIG.read_text())["global"]["evaluation_interval"]
+    command = compose_config["services"]["prometheus"]["command"]
+    assert f"--rules.alert.resend-delay={evaluation}" in command
+
+
 def test_compose_and_native_configs_share_rules_and_routes() -> None:
     native_rules = REPO_ROOT / "alerts" / "obslab.rules.yml"
     assert yaml.safe_load(RULES.read_text()) == yaml.safe_load(native_rules.read_text())

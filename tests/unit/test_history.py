@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,38 @@ def test_records_come_back_oldest_first_from_a_new_reader(tmp_path: Path) -> Non
         DeployHistory(path).record(entry)
 
     assert DeployHistory(path).records() == written
+
+
+def test_a_declared_shift_is_recorded_with_its_deploy(tmp_path: Path) -> None:
+    path = tmp_path / "deploys.db"
+    declared = DeployRecord(
+        "1.4.0", "1.1.0", "c0ffee4", "m3", 1_700_000_000.5, "ada", "rolling", True
+    )
+    DeployHistory(path).record(declared)
+    DeployHistory(path).record(_record("1.1.0", "1.4.0", kind="rollback"))
+
+    assert [r.expected_score_shift for r in DeployHistory(path).records()] == [True, False]
+    assert DeployHistory(path).latest("1.4.0") == declared
+
+
+def test_a_history_from_before_declared_shifts_reads_as_none_declared(tmp_path: Path) -> None:
+    path = tmp_path / "deploys.db"
+    with closing(sqlite3.connect(path)) as db, db:
+        db.execute(
+            "CREATE TABLE deploys (id INTEGER PRIMARY KEY AUTOINCREMENT, version TEXT NOT NULL, "
+            "previous_version TEXT NOT NULL, commit_sha TEXT NOT NULL, "
+            "model_version TEXT NOT NULL, time REAL NOT NULL, who TEXT NOT NULL, "
+            "kind TEXT NOT NULL)"
+        )
+        db.execute(
+            "INSERT INTO deploys (version, previous_version, commit_sha, model_version, time, "
+            "who, kind) VALUES ('1.1.0', '1.0.0', 'c0ffee0', 'm2', 1700000000.5, 'ada', "
+            "'rolling')"
+        )
+    history = DeployHistory(path)
+    history.record(_record("1.2.0", "1.1.0"))
+
+    assert history.records() == [_record("1.1.0", "1.0.0"), _record("1.2.0", "1.1.0")]
 
 
 def test_the_file_is_in_wal_mode(tmp_path: Path) -> None:
@@ -90,5 +123,6 @@ def test_entries_are_read_from_the_state_directory(
             "time": 1_700_000_000.5,
             "who": "ada",
             "kind": "rolling",
+            "expected_score_shift": False,
         }
     ]

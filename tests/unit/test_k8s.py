@@ -482,6 +482,20 @@ def test_a_rollout_changes_the_release_and_a_restart_does_not(
     }
 
 
+def test_a_declared_shift_belongs_to_its_rollout_alone(objects: list[tuple[Path, dict]]) -> None:
+    (scoring,) = [
+        d for d in of_kind(objects, "Deployment", "base") if d["metadata"]["name"] == "scoring"
+    ]
+    assert resolve_env(scoring["spec"]["template"])["OBSLAB_EXPECTED_SCORE_SHIFT"] == "0"
+
+    declared = merge(rollout_patch("1.4.0", "e206000", "m3", "1.0.0", 1_800_000_000, True), scoring)
+    assert resolve_env(declared["spec"]["template"])["OBSLAB_EXPECTED_SCORE_SHIFT"] == "1"
+
+    # A strategic merge keeps what a patch leaves out: the next rollout must reset it.
+    later = merge(rollout_patch("1.3.0", "1f2d3c4", "m2", "1.4.0", 1_800_000_600), declared)
+    assert resolve_env(later["spec"]["template"])["OBSLAB_EXPECTED_SCORE_SHIFT"] == "0"
+
+
 # --- Grafana --------------------------------------------------------------------------------------
 
 

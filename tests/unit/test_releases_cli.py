@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from obslab import deploy
 from obslab.cli import main
 from obslab.history import DeployHistory, DeployRecord, history_file
 from obslab.topology import Instance, Release, Topology, write_topology
@@ -54,6 +55,7 @@ def test_releases_json_lists_each_release_with_its_behaviour(capsys) -> None:
         (["deploy", "1.1.0", "--canary", "100"], "--canary: expected a percentage from 1 to 99"),
         (["deploy", "1.1.0", "--commit", "HEAD"], "--commit: expected 7 to 40 lowercase hex"),
         (["deploy", "rollback", "--canary", "10"], "--canary: only for a deploy of a VERSION"),
+        (["deploy", "promote", "--expect-shift"], "--expect-shift: only for a deploy of a VERSION"),
         (["deploy", "1.1.0"], "no stack runs from"),
     ],
 )
@@ -63,12 +65,36 @@ def test_a_deploy_that_cannot_happen_says_why(home: Path, capsys, argv, message)
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("argv", "declared"), [([], False), (["--expect-shift"], True)])
+def test_expect_shift_reaches_the_deploy(
+    monkeypatch: pytest.MonkeyPatch, argv: list[str], declared: bool
+) -> None:
+    calls = []
+    monkeypatch.setattr(deploy, "deploy", lambda *args, **kwargs: calls.append((args, kwargs)))
+
+    assert main(["deploy", "1.4.0", "--canary", "10", *argv]) == 0
+
+    assert calls == [
+        (("1.4.0",), {"model": None, "commit": None, "canary": 10, "expect_shift": declared})
+    ]
+
+
 def test_deploying_the_running_release_is_a_no_op(home: Path, capsys) -> None:
     _running(home)
 
     assert main(["deploy", "1.0.0"]) == 0
 
     assert "scoring already runs 1.0.0 (model m1); nothing to deploy" in capsys.readouterr().out
+    assert DeployHistory(history_file()).records() == []
+
+
+def test_a_shift_is_declared_by_a_deploy_that_starts_a_release(home: Path, capsys) -> None:
+    _running(home)
+
+    assert main(["deploy", "1.0.0", "--expect-shift"]) == 0
+
+    out = capsys.readouterr().out
+    assert "nothing to deploy; --expect-shift declares the shift of a deploy that starts" in out
     assert DeployHistory(history_file()).records() == []
 
 

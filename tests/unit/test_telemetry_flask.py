@@ -18,7 +18,8 @@ from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, StatusCode, TraceFlags
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from app.settings import SERVICE_DEFAULTS
 from app.telemetry import (
@@ -285,13 +286,50 @@ def test_deploy_time_defaults_to_start_time(
     assert registry.get_sample_value("app_deploy_timestamp_seconds") >= before
 
 
+@pytest.mark.parametrize("given", [1, "1", True, "true"])
+def test_a_release_that_expects_its_scores_to_shift_says_so(
+    registry: CollectorRegistry, tracer_provider: TracerProvider, given: object
+) -> None:
+    make_app(registry, tracer_provider, EXPECTED_SCORE_SHIFT=given)
+
+    # The labels the alert rules join on, and no others (the scrape adds job and instance).
+    scraped = list(text_string_to_metric_families(generate_latest(registry).decode()))
+    (family,) = [f for f in scraped if f.name == "app_expected_score_shift"]
+    assert [(s.labels, s.value) for s in family.samples] == [
+        ({"version": "2.0.0", "model_version": "m2"}, 1)
+    ]
+
+
+def test_a_release_expects_no_shift_by_default(app: Flask, registry: CollectorRegistry) -> None:
+    release = {"version": "2.0.0", "model_version": "m2"}
+
+    assert registry.get_sample_value("app_expected_score_shift", release) == 0
+
+
+def test_an_empty_setting_declares_no_shift(
+    registry: CollectorRegistry, tracer_provider: TracerProvider
+) -> None:
+    """A pod rendered before the setting existed passes it empty: that declares nothing."""
+    make_app(registry, tracer_provider, EXPECTED_SCORE_SHIFT="")
+    release = {"version": "2.0.0", "model_version": "m2"}
+
+    assert registry.get_sample_value("app_expected_score_shift", release) == 0
+
+
 @pytest.mark.parametrize(
-    ("key", "value"), [("DEPLOYED_AT", "yesterday"), ("DEPLOYED_AT", -5), ("TELEMETRY", "maybe")]
+    ("key", "value"),
+    [
+        ("DEPLOYED_AT", "yesterday"),
+        ("DEPLOYED_AT", -5),
+        ("TELEMETRY", "maybe"),
+        ("EXPECTED_SCORE_SHIFT", "yes"),
+        ("EXPECTED_SCORE_SHIFT", 2),
+    ],
 )
 def test_bad_settings_name_the_variable(
     registry: CollectorRegistry, tracer_provider: TracerProvider, key: str, value: object
 ) -> None:
-    with pytest.raises(ValueError, match=f"OBSLAB_{key}"):
+    with pytest.raises(ValueError, match=rf"^OBSLAB_{key} \(config key {key}\)"):
         make_app(registry, tracer_provider, **{key: value})
 
 
