@@ -262,6 +262,13 @@ def _release_figures(config: Profile) -> list[dict]:
         "recent": window,
     }
     scores_windows = {**windows, "compared": config.duration("deploy.prediction_window")}
+    # Scores follow inputs: a baseline whose window saw drifted inputs is no fair reference for
+    # a release judged later on other traffic. It is not recorded then, so a stopped release's
+    # baseline (its last one within memory) is the last it took on undrifted inputs.
+    undrifted = {
+        "baseline": "\nunless on (job) max_over_time(job:model_inputs:drifted"
+        f"[{config.duration('deploy.baseline_window')}])"
+    }
     for role, span in windows.items():
         requests = f"sum by (job, version) (increase(http_requests_total{{{api}}}[{span}]))"
         records += [
@@ -301,7 +308,7 @@ def _release_figures(config: Profile) -> list[dict]:
                 sum by ({_RELEASE}, le) (
                   increase(model_prediction_score_bucket{{{scoring}}}[{span}])
                 )
-                {live_model}
+                {live_model}{undrifted.get(role, "")}
                 """,
             )
         )
@@ -313,7 +320,7 @@ def _release_figures(config: Profile) -> list[dict]:
                     sum by ({_RELEASE}, feature, bin) (
                       increase(model_feature_bin_total{{{scoring}}}[{span}])
                     )
-                    {live_model}
+                    {live_model}{undrifted.get(role, "")}
                     """,
                 )
             )
@@ -333,7 +340,7 @@ def _deploys_and_references(config: Profile) -> list[dict]:
     onset = _number(config.seconds("deploy.onset_window"))
     memory = config.duration("deploy.memory")
     convicted = " or ".join(
-        f"last_over_time(deploy:{signal}:convicted[{memory}])" for signal in _SIGNALS
+        f"last_over_time(deploy:{signal}:upheld[{memory}])" for signal in _SIGNALS
     )
     return [
         # A new version is a new series (changes() never sees a deploy): a release's deploy
@@ -690,6 +697,18 @@ def _outside_causes(config: Profile) -> list[dict]:
             "max_over_time(job:deploy_outside_cause:active"
             f"[{config.duration('deploy.comparison_window')}])",
         ),
+        # The model's inputs have drifted from training (a feature's PSI, its missing values
+        # included, above the drift ticket level): no baseline is recorded meanwhile.
+        _record(
+            "job:model_inputs:drifted",
+            f"""
+            group by (job) (app_build_info{{{scoring}}})
+            and on () (
+              obslab:model_feature:psi{{feature!="score"}}
+              > {_number(config.number("drift.ticket_psi"))}
+            )
+            """,
+        ),
     ]
 
 
@@ -728,10 +747,11 @@ def _deploy_regressions(config: Profile) -> list[dict]:
     }
     onset = _number(config.seconds("deploy.onset_window"))
     hold = config.duration("deploy.for")
+    hold_seconds = _number(config.seconds("deploy.for"))
     memory = config.duration("deploy.onset_window")
     references = config.duration("deploy.memory")
     convicted_before = " or ".join(
-        f"last_over_time(deploy:{signal}:convicted[{references}])" for signal in _SIGNALS
+        f"last_over_time(deploy:{signal}:upheld[{references}])" for signal in _SIGNALS
     )
     records = []
     for signal, (regressed, prior, prior_reason, acquit, affects) in conditions.items():
@@ -828,6 +848,27 @@ def _deploy_regressions(config: Profile) -> list[dict]:
                   unless on ({_DEPLOY}) deploy:release_reference:info
                   unless on (job) last_over_time({part}:acquitted[{hold}])
                 )
+                """,
+            ),
+            # A verdict that counts: a conviction upheld for the alert's `for:`, as its page
+            # is. Releases are remembered as convicted (no reference, no rollback target) by
+            # these alone: a conviction that flickers at the floor for a few evaluations never
+            # paged, and must not keep the page of a later release from resolving.
+            _record(
+                f"{part}:convicted_since",
+                f"""
+                (
+                     last_over_time({part}:convicted_since[{hold}])
+                  or time() + 0 * {part}:convicted
+                )
+                and on ({_DEPLOY}) {part}:convicted
+                """,
+            ),
+            _record(
+                f"{part}:upheld",
+                f"""
+                {part}:convicted
+                and on ({_DEPLOY}) (time() - {part}:convicted_since >= {hold_seconds})
                 """,
             ),
         ]
