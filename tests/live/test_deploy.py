@@ -2,9 +2,11 @@
 (or not) by the alert rules, as the on-call engineer's pages show.
 
 The tests run in order on the session's one stack: a good release, the erroring release and
-its rollback, a miscalibrated canary and its rollback, a model-only deploy of that model and its
-rollback, errors that began before a deploy, then a dependency that fails after a clean deploy.
-The module's fixture puts back the initial release and waits until the alerts have resolved.
+its rollback, the erroring release as a canary at low traffic, a miscalibrated canary and its
+rollback, the same canary with its shift declared, a model-only deploy of that model and its
+rollback, errors that began before a deploy, then a dependency that fails after a clean
+deploy. The module's fixture puts back the initial release and waits until the alerts have
+resolved.
 """
 
 from __future__ import annotations
@@ -68,14 +70,16 @@ def _pages(stack, since: float, alertname: str, status: str = "firing") -> list[
 SCORING_ERRORS_FIRING = 'ALERTS{alertname="HighErrorRate", job="scoring", alertstate="firing"}'
 
 
-def _wait_for_page(stack, since: float, alertname: str, status: str = "firing", **labels) -> dict:
-    deadline = time.monotonic() + 90
+def _wait_for_page(
+    stack, since: float, alertname: str, status: str = "firing", timeout: float = 90, **labels
+) -> dict:
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for page in _pages(stack, since, alertname, status):
             if all(page["labels"].get(key) == value for key, value in labels.items()):
                 return page
         time.sleep(0.5)
-    pytest.fail(f"no {status} page {alertname} {labels} since the deploy within 90s")
+    pytest.fail(f"no {status} page {alertname} {labels} since the deploy within {timeout:.0f}s")
 
 
 def _deploy_pages(stack, since: float) -> list[dict]:
@@ -194,6 +198,40 @@ def test_an_erroring_release_is_blamed_and_its_rollback_resolves(stack) -> None:
     _wait_until_quiet(stack, "HighErrorRate|ErrorBudgetBurn")
 
 
+@contextmanager
+def _load_rate(stack, rate: float) -> Iterator[None]:
+    """Locust's request rate, for the block: it re-reads its profile when the file changes."""
+    path = stack.home / "load" / "profile.json"
+    before = Profile.load(path)
+    before.with_rate(rate).save(path)
+    try:
+        yield
+    finally:
+        before.save(path)
+
+
+def test_an_erroring_canary_at_low_traffic_is_blamed_and_the_old_release_is_not(stack) -> None:
+    """1.2.0 as a 10 % canary at 5 requests/s: half a prediction a second reaches it, and it
+    fails the one in nine with a debt ratio of 0.5 or more. No rate gate holds it back: its
+    first hundred or so requests are evidence enough beyond chance (about two minutes; at
+    2 requests/s it would take longer than the test profile's six-minute onset window).
+    Removing the canary resolves it."""
+    since = time.time()
+    with _load_rate(stack, 5.0):
+        with _in_stack(stack):
+            deploy.deploy("1.2.0", canary=10)
+        try:
+            _wait_for_page(stack, since, "DeployErrorRegression", timeout=300, version="1.2.0")
+            blamed = {page["labels"]["version"] for page in _deploy_pages(stack, since)}
+            assert blamed == {"1.2.0"}
+        finally:
+            with _in_stack(stack):
+                deploy.rollback()
+    assert _scoring_release(stack) == ("1.1.0", "m2")
+    _wait_for_page(stack, since, "DeployErrorRegression", "resolved", version="1.2.0")
+    _wait_until_quiet(stack, "HighErrorRate|ErrorBudgetBurn")
+
+
 def test_a_miscalibrated_canary_shifts_predictions_and_raises_no_error(stack) -> None:
     since = time.time()
     with _in_stack(stack):
@@ -216,6 +254,29 @@ def test_a_miscalibrated_canary_shifts_predictions_and_raises_no_error(stack) ->
 
     assert _scoring_release(stack) == ("1.1.0", "m2")
     _wait_for_page(stack, since, "DeployPredictionShift", "resolved", version="1.4.0")
+
+
+def test_a_canary_that_declares_its_shift_opens_a_ticket_not_a_page(stack) -> None:
+    """`obslab deploy 1.4.0 --canary 50 --expect-shift`: the same miscalibrated model, its
+    shift now declared intended. The release is judged again and convicted as before, but
+    on-call gets a ticket that says the shift is intended, and no page."""
+    since = time.time()
+    with _in_stack(stack):
+        deploy.deploy("1.4.0", canary=50, expect_shift=True)
+    try:
+        ticket = _wait_for_page(
+            stack, since, "DeployPredictionShift", version="1.4.0", severity="ticket"
+        )
+        assert "intended" in ticket["annotations"]["summary"]
+        severities = {page["labels"]["severity"] for page in _deploy_pages(stack, since)}
+        assert severities == {"ticket"}
+    finally:
+        with _in_stack(stack):
+            deploy.rollback()
+
+    _wait_for_page(
+        stack, since, "DeployPredictionShift", "resolved", version="1.4.0", severity="ticket"
+    )
 
 
 def test_a_model_only_deploy_of_the_miscalibrated_model_is_blamed_by_name(stack) -> None:
