@@ -18,6 +18,7 @@ BENCHMARKS: tuple[str, ...] = (
     "bench.overhead",
     "bench.scrape",
     "bench.detect",
+    "bench.attribution",
     "bench.capacity",
     "bench.soak",
     "bench.scaling",
