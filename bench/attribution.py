@@ -30,7 +30,7 @@ serves part of the traffic before its rollout ends, so it can beat the bound a l
 goal: within 1.25 times that bound.
 
 Run it alone: ``python -c "from bench import attribution; ..."`` as ``docs/performance.md``
-shows; ``OBSLAB_BENCH_SCENARIOS`` (comma-separated names) picks a few. About 25 minutes a run.
+shows; ``OBSLAB_BENCH_SCENARIOS`` (comma-separated names) picks a few. About half an hour a run.
 """
 
 from __future__ import annotations
@@ -55,7 +55,13 @@ from app.model.data import customer_history, sample_population
 from app.model.train import train
 from app.model.versions import MODELS
 from app.telemetry.model_metrics import SCORE_BUCKETS
-from bench.detect import POPULATION, Timing, alert_bounds, release_failure_share
+from bench.detect import (
+    POPULATION,
+    Timing,
+    alert_bounds,
+    job_error_share,
+    release_failure_share,
+)
 from bench.lab import LOAD_RATE, Lab, native_lab
 from bench.report import Row
 from loadgen.profile import DEFAULT_FEEDBACK_SHARE
@@ -69,7 +75,7 @@ DEPLOY_ALERTS = ("DeployErrorRegression", "DeployLatencyRegression", "DeployPred
 #: Traffic before the first deploy: the first release's figures, its reference's counts.
 WARM_UP = 60.0
 #: How long a run that expects no page (or has its page) goes on watching for false ones.
-QUIET = 120.0
+QUIET = 90.0
 #: An expected page not stored within this many bounds (at least MIN_TIMEOUT) is missed.
 PATIENCE = 4.0
 MIN_TIMEOUT = 120.0
@@ -236,12 +242,6 @@ def score_distance(model: str, reference: str) -> float:
     return float(np.max(np.abs(cdf(model) - cdf(reference))))
 
 
-def api_share(failing: float) -> float:
-    """The share of the release's API requests that ``failing`` of its predictions are: the
-    load also sends feedback on a share of the predictions answered."""
-    return failing / (1 + DEFAULT_FEEDBACK_SHARE * (1 - failing))
-
-
 def fill_seconds(expected: Expected, rate: float, config: Profile) -> float | None:
     """Seconds of the release's traffic that significance needs at the load's ``rate``
     (None: the rule can never convict it). The reference has the warm-up's traffic: its
@@ -261,15 +261,20 @@ def fill_seconds(expected: Expected, rate: float, config: Profile) -> float | No
             int(config.number("deploy.min_score_samples")),
         )
         return None if needed is None else needed / predictions
+    # The load also reports the outcome of a share of the predictions answered, on /feedback
+    # requests that neither fail nor slow down: they dilute the share among API requests.
     if expected.alert == "DeployErrorRegression":
-        failing, margin = release_failure_share(expected.version), "deploy.error_ratio_margin"
+        failing = release_failure_share(expected.version)
+        share, margin = job_error_share(failing), "deploy.error_ratio_margin"
     else:
-        failing, margin = late_payment_share(), "deploy.slow_ratio_margin"
+        failing = 0.0
+        share, margin = (
+            late_payment_share() / (1 + DEFAULT_FEEDBACK_SHARE),
+            "deploy.slow_ratio_margin",
+        )
     window = config.seconds("deploy.comparison_window")
     reference = reference_rate * (1 + DEFAULT_FEEDBACK_SHARE) * min(WARM_UP, window)
-    needed = ratio_samples(
-        api_share(failing), reference, config.fraction(margin), z_critical(alpha)
-    )
+    needed = ratio_samples(share, reference, config.fraction(margin), z_critical(alpha))
     requests_per_second = predictions * (1 + DEFAULT_FEEDBACK_SHARE * (1 - failing))
     return None if needed is None else needed / requests_per_second
 
