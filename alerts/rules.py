@@ -265,10 +265,10 @@ def _release_figures(config: Profile) -> list[dict]:
     # Scores follow inputs: a baseline whose window saw drifted inputs is no fair reference for
     # a release judged later on other traffic. It is not recorded then, so a stopped release's
     # baseline (its last one within memory) is the last it took on undrifted inputs.
-    undrifted = {
-        "baseline": "\nunless on (job) max_over_time(job:model_inputs:drifted"
+    undrifted = (
+        "\nunless on (job) max_over_time(job:model_inputs:drifted"
         f"[{config.duration('deploy.baseline_window')}])"
-    }
+    )
     for role, span in windows.items():
         requests = f"sum by (job, version) (increase(http_requests_total{{{api}}}[{span}]))"
         records += [
@@ -308,7 +308,7 @@ def _release_figures(config: Profile) -> list[dict]:
                 sum by ({_RELEASE}, le) (
                   increase(model_prediction_score_bucket{{{scoring}}}[{span}])
                 )
-                {live_model}{undrifted.get(role, "")}
+                {live_model}{undrifted if role == "baseline" else ""}
                 """,
             )
         )
@@ -320,7 +320,7 @@ def _release_figures(config: Profile) -> list[dict]:
                     sum by ({_RELEASE}, feature, bin) (
                       increase(model_feature_bin_total{{{scoring}}}[{span}])
                     )
-                    {live_model}{undrifted.get(role, "")}
+                    {live_model}{undrifted if role == "baseline" else ""}
                     """,
                 )
             )

@@ -59,6 +59,7 @@ from bench.detect import (
     POPULATION,
     Timing,
     alert_bounds,
+    first_page,
     job_error_share,
     release_failure_share,
 )
@@ -79,7 +80,6 @@ QUIET = 90.0
 #: An expected page not stored within this many bounds (at least MIN_TIMEOUT) is missed.
 PATIENCE = 4.0
 MIN_TIMEOUT = 120.0
-POLL_SECONDS = 0.5
 #: The low-traffic canary's request rate and share: half a prediction a second reaches it. At
 #: 2 requests/s the evidence against 1.2.0 (one prediction in nine fails) takes about nine
 #: minutes, beyond the test profile's six-minute onset window.
@@ -148,7 +148,7 @@ def _outside_cause_after(lab: Lab) -> float:
 
 def _regression_before(lab: Lab) -> float:
     _fail_features(QUIET + 120)
-    _first_page(lab, "DependencyFailing", time.time(), MIN_TIMEOUT)
+    first_page(lab.urls["oncall"], "DependencyFailing", time.time(), MIN_TIMEOUT)
     return _deploy("1.1.1")
 
 
@@ -309,22 +309,6 @@ def _deploy_pages(lab: Lab, since: float) -> set[tuple[str, str]]:
     }
 
 
-def _first_page(lab: Lab, alert: str, since: float, timeout: float, **labels: str) -> float | None:
-    deadline = time.monotonic() + timeout
-    while True:
-        received = [
-            datetime.fromisoformat(page["received_at"]).timestamp()
-            for page in fetch_pages(lab.urls["oncall"], alertname=alert, status="firing")
-            if all(page["labels"].get(k) == v for k, v in labels.items())
-        ]
-        after = [moment for moment in received if moment >= since]
-        if after:
-            return min(after)
-        if time.monotonic() > deadline:
-            return None
-        time.sleep(POLL_SECONDS)
-
-
 def run_scenario(scenario: Scenario, bounds: Mapping[Expected, float | None]) -> Run:
     result = Run(scenario)
     with native_lab(PROFILE, load_rate=scenario.rate) as lab:
@@ -333,8 +317,13 @@ def run_scenario(scenario: Scenario, bounds: Mapping[Expected, float | None]) ->
         deployed = scenario.steps(lab)
         for expected in scenario.expected:
             timeout = max(MIN_TIMEOUT, PATIENCE * (bounds[expected] or MIN_TIMEOUT))
-            paged = _first_page(
-                lab, expected.alert, deployed, timeout, version=expected.version, severity="page"
+            paged = first_page(
+                lab.urls["oncall"],
+                expected.alert,
+                deployed,
+                timeout,
+                version=expected.version,
+                severity="page",
             )
             if paged is not None:
                 result.seconds[expected] = paged - deployed

@@ -568,15 +568,18 @@ def lingers(labels: Mapping[str, str]) -> bool:
     return labels.get("window") in ("slow", "gradual", "chronic")
 
 
-def first_page(oncall: str, alert: str, since: float, timeout: float) -> float | None:
-    """Unix time the receiver stored the first firing page of ``alert`` received at or after
-    ``since``; None when none came within ``timeout``."""
+def first_page(
+    oncall: str, alert: str, since: float, timeout: float, **labels: str
+) -> float | None:
+    """Unix time the receiver stored the first firing page of ``alert`` (with ``labels``)
+    received at or after ``since``; None when none came within ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
         received = [
             datetime.fromisoformat(page["received_at"]).timestamp()
             for page in fetch_pages(oncall, alertname=alert, status="firing")
             if not lingers(page["labels"])
+            and all(page["labels"].get(key) == value for key, value in labels.items())
         ]
         after = [moment for moment in received if moment >= since]
         if after:
