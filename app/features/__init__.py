@@ -27,7 +27,7 @@ def create_app(
     store = CustomerStore(db_path)
     configure_logging("features", str(app.config["SERVICE_VERSION"]), log_file=log_file(app))
     errors.init_app(app)
-    telemetry.init_app(app, "features", tracer_provider=tracer_provider)
+    tel = telemetry.init_app(app, "features", tracer_provider=tracer_provider)
     fault_state = faults.FaultState("features")
     admin.init_app(app, fault_state)
 
@@ -50,4 +50,5 @@ def create_app(
             return jsonify(status="ready")
         return jsonify(status="not ready", reason="customer store unreadable"), 503
 
+    tel.start_routes(app)
     return app

@@ -136,4 +136,5 @@ def create_app(
             return jsonify(status="ready")
         return jsonify(status="not ready", reason="prediction store unreadable"), 503
 
+    tel.start_routes(app)
     return app

@@ -15,7 +15,7 @@ from prometheus_client.exposition import choose_encoder
 
 from app.settings import SERVICE_DEFAULTS
 from app.telemetry.build_info import register_build_info
-from app.telemetry.http_metrics import HttpMetrics
+from app.telemetry.http_metrics import HttpMetrics, method_label
 from app.telemetry.request_hooks import RequestTelemetry
 from app.telemetry.tracing import build_tracer_provider, default_traces_dir
 
@@ -30,6 +30,20 @@ class Telemetry:
     registry: CollectorRegistry
     tracer: trace.Tracer
     enabled: bool
+    http: HttpMetrics
+
+    def start_routes(self, app: Flask) -> None:
+        """Export the server errors and latency of each of ``app``'s routes at zero before
+        their first request (:meth:`HttpMetrics.start_route`). Call it once every route is
+        added."""
+        if not self.enabled:
+            return
+        for rule in app.url_map.iter_rules():
+            if rule.endpoint == "static":
+                continue
+            for method in sorted(rule.methods or ()):
+                if method not in ("HEAD", "OPTIONS"):
+                    self.http.start_route(rule.rule, method_label(method))
 
 
 @dataclass(frozen=True)
@@ -145,7 +159,7 @@ def init_app(
         RequestTelemetry(metrics, tracer, settings.instance).register(app)
 
     telemetry = Telemetry(
-        service=service, registry=registry, tracer=tracer, enabled=settings.enabled
+        service=service, registry=registry, tracer=tracer, enabled=settings.enabled, http=metrics
     )
     app.extensions[EXTENSION_KEY] = telemetry
     return telemetry

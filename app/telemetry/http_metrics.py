@@ -11,6 +11,9 @@ __all__ = ["LATENCY_BUCKETS", "STANDARD_METHODS", "UNMATCHED", "HttpMetrics", "m
 #: Latency buckets shared by server and dependency histograms, in seconds.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
+#: The status of a request whose handler raised: every route can answer it.
+SERVER_ERROR = 500
+
 #: The methods that are their own ``method`` label.
 STANDARD_METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"})
 
@@ -38,6 +41,18 @@ class HttpMetrics:
             registry=registry,
             buckets=LATENCY_BUCKETS,
         )
+
+    def start_route(self, route: str, method: str) -> None:
+        """Export ``route``'s server errors and its latency histogram at zero, before its first
+        request.
+
+        ``rate()`` and ``increase()`` read a counter's change between samples, so a series
+        whose first sample is already 1 hides that first request: at a canary's handful of
+        requests a second, its first failure. Label values known in advance are initialised,
+        as client_python's documentation recommends.
+        """
+        self._requests.labels(route, method, str(SERVER_ERROR), self._version)
+        self._duration.labels(route, method, self._version)
 
     def observe(
         self, route: str, method: str, status: int, seconds: float, trace_id: str | None

@@ -306,6 +306,20 @@ def test_erroring_release_fails_only_its_subset(tmp_path, features_url):
     assert client.post("/predict", json=APPLICANT | {"debt_ratio": 0.55}).status_code == 500
 
 
+def test_a_new_release_exports_its_api_errors_at_zero_before_its_first_request(
+    tmp_path, features_url
+):
+    # Otherwise a canary's first failure is its 5xx series' first sample, and increase()
+    # never counts it: at half a prediction a second that is a dozen more requests to wait.
+    app = scoring(tmp_path, features_url, SERVICE_VERSION="1.2.0")
+    registry = app.extensions["obslab_telemetry"].registry
+
+    for route in ("/predict", "/feedback"):
+        labels = {"route": route, "method": "POST", "version": "1.2.0"}
+        assert registry.get_sample_value("http_requests_total", labels | {"status": "500"}) == 0
+        assert registry.get_sample_value("http_request_duration_seconds_count", labels) == 0
+
+
 def test_inputs_count_even_when_the_model_fails_on_them(tmp_path, features_url):
     # Otherwise a release that fails on high debt ratios empties their bins, and the
     # unchanged population pages as FeatureDrift.

@@ -105,6 +105,35 @@ def test_unknown_paths_and_methods_share_fixed_labels(
     assert requests_total(registry, "unmatched", "OTHER", "405") == 1
 
 
+def test_routes_export_their_server_errors_and_latency_at_zero_before_any_request(
+    app: Flask, registry: CollectorRegistry
+) -> None:
+    # Prometheus's increase() reads a counter's change between samples: a 5xx series whose
+    # first sample is already 1 would hide a release's first failure.
+    app.extensions[EXTENSION_KEY].start_routes(app)
+
+    assert requests_total(registry, "/predict", "POST", "500") == 0
+    assert requests_total(registry, "/boom", "GET", "500") == 0
+    assert requests_total(registry, "/customers/<int:customer_id>/features", "GET", "500") == 0
+    assert requests_total(registry, "/predict", "POST", "200") is None
+    assert requests_total(registry, "/predict", "HEAD", "500") is None
+    latency = {"route": "/predict", "method": "POST", "version": "2.0.0"}
+    assert registry.get_sample_value("http_request_duration_seconds_count", latency) == 0
+
+    with structlog.testing.capture_logs():
+        app.test_client().get("/boom")
+    assert requests_total(registry, "/boom", "GET", "500") == 1
+
+
+def test_with_telemetry_off_no_route_series_are_started(
+    registry: CollectorRegistry, tracer_provider: TracerProvider
+) -> None:
+    app = make_app(registry, tracer_provider, TELEMETRY="off")
+    app.extensions[EXTENSION_KEY].start_routes(app)
+
+    assert requests_total(registry, "/predict", "POST", "500") is None
+
+
 @pytest.mark.parametrize("propagate", [False, True], ids=["handled", "propagated"])
 def test_a_request_that_raises_counts_as_500(
     app: Flask, registry: CollectorRegistry, propagate: bool
