@@ -350,3 +350,37 @@ def test_rows_judge_the_ratio_and_a_missed_page() -> None:
     assert [row.met for row in table] == [True, False]
     assert "1.20" in table[0].value
     assert table[1].value.startswith("no page")
+
+
+def test_the_first_notice_is_the_earliest_of_the_fault_s_alerts_since_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pages = [
+        {"received_at": "2026-11-28T10:00:40+00:00", "kind": "page", "labels": {"alertname": "A"}},
+        {
+            "received_at": "2026-11-28T10:00:30+00:00",
+            "kind": "ticket",
+            "labels": {"alertname": "B"},
+        },
+        {"received_at": "2026-11-28T10:00:10+00:00", "kind": "page", "labels": {"alertname": "C"}},
+        {"received_at": "2026-11-28T09:59:00+00:00", "kind": "page", "labels": {"alertname": "A"}},
+    ]
+    monkeypatch.setattr(detect, "fetch_pages", lambda *args, **kwargs: pages)
+    since = datetime(2026, 11, 28, 10, tzinfo=UTC).timestamp()
+    assert detect.first_notice("http://oncall", {"A", "B"}, since, timeout=0) == ("B", "ticket", 30)
+    assert detect.first_notice("http://oncall", {"D"}, since, timeout=0) is None
+
+
+def test_a_cold_start_is_met_within_three_minutes_and_without_another_page() -> None:
+    table = detect.cold_rows(
+        [
+            detect.ColdStart("data-drift", ("FeatureDrift", "ticket", 131.0)),
+            detect.ColdStart("memory-leak", ("MemoryGrowth", "page", 181.0)),
+            detect.ColdStart("cpu-hog", None),
+            detect.ColdStart("error-burst", ("HighErrorRate", "page", 80.0), ("TargetDown",)),
+        ]
+    )
+    assert [row.met for row in table] == [True, False, False, False]
+    assert table[0].value == "131.0 s (FeatureDrift, ticket)"
+    assert table[2].value.startswith("nothing within")
+    assert table[3].value.endswith("also paged: TargetDown")
