@@ -119,6 +119,6 @@ def test_rows_hold_the_time_to_attribute_to_its_bound() -> None:
     within = rows(runs, {BAD.expected[0]: 16.0}, [BAD])[-1]
     beyond = rows(runs, {BAD.expected[0]: 12.0}, [BAD])[-1]
 
-    assert within.value.startswith("median 19.0 s / bound 16 s = 1.19")
+    assert within.value == "median 19.0 s / bound 16 s = 1.19 (runs 18.0 to 20.0 s)"
     assert within.met is True
     assert beyond.met is False
