@@ -233,7 +233,9 @@ CATALOGUE: dict[str, Fault] = {
             "an upstream sends one feature in another unit (income in thousands)",
             {"feature": "income", "factor": 0.001},
             alerts=("FeatureDrift",),
-            may_alert=("PredictionDrift", "ModelAccuracyDrop"),
+            # The truth still follows the real incomes: the model, reading tiny ones, predicts
+            # more defaults than come, and its calibration pages once feedback shows it.
+            may_alert=("PredictionDrift", "ModelAccuracyDrop", "ModelCalibrationDrift"),
             signals=(
                 "panel: Feature bins live vs training (all of one feature in the lowest bin)",
                 "panel: Feature PSI by feature",
