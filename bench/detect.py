@@ -64,8 +64,8 @@ catalogue's parameters, on its own fresh ``demo`` stack under the load's default
 injected a minute after ``obslab up`` (``measure_cold_start``). Its windows then hold a
 minute of traffic, and Prometheus has been up no longer: the drift alerts' restart guard
 and every rule's minimum counts are in play. The goal is absolute, the class's: the fault's
-first page or ticket within three minutes of the injection, and no page of an alert the
-fault does not explain.
+first page or ticket within three minutes of the injection, and no page or ticket of an alert
+the fault does not explain.
 """
 
 from __future__ import annotations
@@ -674,8 +674,9 @@ class ColdStart:
     #: The fault's first alert to reach the receiver, its kind (page or ticket) and the
     #: seconds from the injection; None when none came.
     first: tuple[str, str, float] | None
-    #: Alerts the receiver paged for that the fault does not explain, since ``obslab up``.
-    other_pages: tuple[str, ...] = ()
+    #: Alerts the fault does not explain that reached the receiver since ``obslab up``, each
+    #: with its kind: ``"TargetDown (page)"``.
+    others: tuple[str, ...] = ()
 
 
 def first_notice(
@@ -711,8 +712,8 @@ def measure_cold_start(name: str) -> ColdStart:
         first = first_notice(lab.urls["oncall"], set(fault.alerts), injected, 2 * CLASS_GOAL)
         explained = {*fault.alerts, *fault.may_alert}
         others = {
-            page["labels"]["alertname"]
-            for page in fetch_pages(lab.urls["oncall"], status="firing", kind="page")
+            f"{page['labels']['alertname']} ({page['kind']})"
+            for page in fetch_pages(lab.urls["oncall"], status="firing")
             if datetime.fromisoformat(page["received_at"]).timestamp() >= up
             and page["labels"]["alertname"] not in explained
         }
@@ -727,15 +728,15 @@ def cold_rows(results: list[ColdStart]) -> list[Row]:
         else:
             alert, kind, seconds = result.first
             value, met = f"{seconds:.1f} s ({alert}, {kind})", seconds <= CLASS_GOAL
-        if result.other_pages:
-            value += f"; also paged: {', '.join(result.other_pages)}"
+        if result.others:
+            value += f"; also: {', '.join(result.others)}"
             met = False
         table.append(
             Row(
                 f"{result.fault}, demo, {COLD_START:g} s after up",
                 "first page or ticket",
                 value,
-                f"<= {CLASS_GOAL:g} s, no other page",
+                f"<= {CLASS_GOAL:g} s, no other alert",
                 met,
             )
         )

@@ -371,16 +371,18 @@ def test_the_first_notice_is_the_earliest_of_the_fault_s_alerts_since_it(
     assert detect.first_notice("http://oncall", {"D"}, since, timeout=0) is None
 
 
-def test_a_cold_start_is_met_within_three_minutes_and_without_another_page() -> None:
+def test_a_cold_start_is_met_within_three_minutes_and_without_another_alert() -> None:
     table = detect.cold_rows(
         [
             detect.ColdStart("data-drift", ("FeatureDrift", "ticket", 131.0)),
             detect.ColdStart("memory-leak", ("MemoryGrowth", "page", 181.0)),
             detect.ColdStart("cpu-hog", None),
-            detect.ColdStart("error-burst", ("HighErrorRate", "page", 80.0), ("TargetDown",)),
+            detect.ColdStart(
+                "error-burst", ("HighErrorRate", "page", 80.0), ("TargetDown (page)",)
+            ),
         ]
     )
     assert [row.met for row in table] == [True, False, False, False]
     assert table[0].value == "131.0 s (FeatureDrift, ticket)"
     assert table[2].value.startswith("nothing within")
-    assert table[3].value.endswith("also paged: TargetDown")
+    assert table[3].value.endswith("also: TargetDown (page)")
