@@ -576,25 +576,44 @@ def lingers(labels: Mapping[str, str]) -> bool:
     return labels.get("window") in ("slow", "gradual", "chronic")
 
 
+def first_firing(
+    oncall: str,
+    since: float,
+    timeout: float,
+    wanted: Callable[[Mapping[str, str]], bool],
+    alertname: str | None = None,
+) -> tuple[float, dict] | None:
+    """The first firing notification (page or ticket) the receiver stored at or after
+    ``since`` whose labels are ``wanted``, but a lingering burn tier's, with the unix time it
+    was received; None when none came within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        received = [
+            (datetime.fromisoformat(page["received_at"]).timestamp(), page)
+            for page in fetch_pages(oncall, alertname=alertname, status="firing")
+            if not lingers(page["labels"]) and wanted(page["labels"])
+        ]
+        after = [pair for pair in received if pair[0] >= since]
+        if after:
+            return min(after, key=lambda pair: pair[0])
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(POLL_SECONDS)
+
+
 def first_page(
     oncall: str, alert: str, since: float, timeout: float, **labels: str
 ) -> float | None:
     """Unix time the receiver stored the first firing page of ``alert`` (with ``labels``)
     received at or after ``since``; None when none came within ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        received = [
-            datetime.fromisoformat(page["received_at"]).timestamp()
-            for page in fetch_pages(oncall, alertname=alert, status="firing")
-            if not lingers(page["labels"])
-            and all(page["labels"].get(key) == value for key, value in labels.items())
-        ]
-        after = [moment for moment in received if moment >= since]
-        if after:
-            return min(after)
-        if time.monotonic() > deadline:
-            return None
-        time.sleep(POLL_SECONDS)
+    found = first_firing(
+        oncall,
+        since,
+        timeout,
+        lambda got: all(got.get(key) == value for key, value in labels.items()),
+        alertname=alert,
+    )
+    return None if found is None else found[0]
 
 
 def wait_quiet(lab: Lab, names: set[str], timeout: float) -> None:
@@ -684,20 +703,11 @@ def first_notice(
 ) -> tuple[str, str, float] | None:
     """The first firing page or ticket of any of ``alerts`` received at or after ``since``:
     its alert, kind and seconds after ``since``; None when none came within ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        received = sorted(
-            (datetime.fromisoformat(page["received_at"]).timestamp(), name, page["kind"])
-            for page in fetch_pages(oncall, status="firing")
-            if (name := page["labels"].get("alertname")) in alerts and not lingers(page["labels"])
-        )
-        after = [(moment, name, kind) for moment, name, kind in received if moment >= since]
-        if after:
-            moment, name, kind = after[0]
-            return name, kind, moment - since
-        if time.monotonic() > deadline:
-            return None
-        time.sleep(POLL_SECONDS)
+    found = first_firing(oncall, since, timeout, lambda got: got.get("alertname") in alerts)
+    if found is None:
+        return None
+    moment, page = found
+    return page["labels"]["alertname"], page["kind"], moment - since
 
 
 def measure_cold_start(name: str) -> ColdStart:
