@@ -50,4 +50,4 @@ USER 10001:10001
 RUN ["python", "-c", "from app.model.registry import load_model; from app.model.versions import MODELS; from app.settings import state_dir; [load_model(v, state_dir() / 'models') for v in MODELS]"]
 
 EXPOSE 8000 8001 8002 8089
-CMD ["gunicorn", "--bind=0.0.0.0:8000", "--workers=1", "--worker-class=gthread", "--threads=4", "--graceful-timeout=5", "--no-control-socket", "--config=python:app.gunicorn_conf", "app.scoring:create_app()"]
+CMD ["gunicorn", "--bind=0.0.0.0:8000", "--workers=1", "--worker-class=gthread", "--threads=4", "--no-control-socket", "--config=python:app.gunicorn_conf", "app.scoring:create_app()"]

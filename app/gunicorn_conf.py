@@ -1,13 +1,17 @@
 """gunicorn settings every obslab service runs with: ``gunicorn -c python:app.gunicorn_conf``.
 
 Command-line flags (bind, workers, threads) stay on the command line; this module holds what
-flags cannot say.
+flags cannot say, and the settings other parts of the lab read (``graceful_timeout``).
 """
 
 from __future__ import annotations
 
 import gc
 from typing import Any
+
+#: Seconds a stopping worker finishes its in-flight requests before it is killed. While it
+#: drains it still answers scrapes: config/stack.yaml's symptom_group_wait outlasts it.
+graceful_timeout = 5
 
 #: Net allocations of tracked objects between two collections of the youngest generation;
 #: CPython's default is 700.

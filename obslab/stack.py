@@ -355,7 +355,6 @@ def gunicorn_argv(service: AppService, port: int) -> list[str]:
         "--workers=1",
         "--worker-class=gthread",
         f"--threads={service.threads}",
-        "--graceful-timeout=5",
         # Its default socket path is shared by every gunicorn of the user.
         "--no-control-socket",
         # -c, not --config: opentelemetry-instrument (the overhead benchmark's zero-code

@@ -159,7 +159,6 @@ def _gunicorn(service: AppService) -> list[str]:
         "--workers=1",
         "--worker-class=gthread",
         f"--threads={service.threads}",
-        "--graceful-timeout=5",
         "--no-control-socket",
         "--config=python:app.gunicorn_conf",
         service.app,

@@ -28,6 +28,8 @@ def test_gunicorn_loads_the_config_and_its_hook() -> None:
     )
     # gunicorn's own default prints as <PostWorkerInit.post_worker_init()>.
     assert settings["post_worker_init"] == "<post_worker_init()>"
+    # Not gunicorn's default of 30 s: Alertmanager's symptom_group_wait outlasts this drain.
+    assert settings["graceful_timeout"] == str(gunicorn_conf.graceful_timeout) != "30"
 
 
 @pytest.fixture
