@@ -18,7 +18,8 @@ could take:
     bound = scrape interval          the first scrape that can see the fault
           + evaluation interval      the first rule evaluation after that scrape
           + for:                     the alert holds its condition this long
-          + group_wait               Alertmanager holds a new group this long
+          + group_wait               Alertmanager holds a new group this long (a symptom's
+                                     longer, for its cause: symptom_group_wait)
           + fill                     how long the fault must be in the window the condition
                                      reads before the condition can hold
 
@@ -97,6 +98,7 @@ from loadgen.profile import DEFAULT_FEEDBACK_DELAY, DEFAULT_FEEDBACK_SHARE, DEFA
 from loadgen.profile import Profile as LoadProfile
 from obslab import faults
 from obslab.oncall.client import fetch_pages
+from obslab.render import WAITS_FOR_CAUSE
 from obslab.stackconfig import load_stack
 
 TITLE = "time to detect"
@@ -130,6 +132,8 @@ class Timing:
     scrape: float
     evaluation: float
     group_wait: float
+    #: A symptom's group waits longer, for a cause that may hold it back.
+    symptom_group_wait: float
 
     @classmethod
     def of_profile(cls, profile: str) -> Timing:
@@ -139,7 +143,12 @@ class Timing:
             duration_seconds(config.scrape_interval),
             duration_seconds(config.evaluation_interval),
             duration_seconds(config.alertmanager.group_wait),
+            duration_seconds(config.alertmanager.symptom_group_wait),
         )
+
+    def group_wait_of(self, alert: str) -> float:
+        """How long Alertmanager holds a new group of ``alert`` (obslab.render's routes)."""
+        return self.symptom_group_wait if alert in WAITS_FOR_CAUSE else self.group_wait
 
 
 @dataclass(frozen=True)
@@ -208,7 +217,8 @@ def alert_bounds(rules: Mapping, timing: Timing) -> dict[str, Bound]:
         for_seconds = duration_seconds(rule.get("for", "0s"))
         samples = samples_needed(rule["expr"], records)
         fill = (samples - 1) * timing.scrape
-        plumbing = timing.scrape + timing.evaluation + for_seconds + timing.group_wait
+        wait = timing.group_wait_of(rule["alert"])
+        plumbing = timing.scrape + timing.evaluation + for_seconds + wait
         known = bounds.get(rule["alert"])
         if known is None or plumbing + fill < known.seconds:
             window = window_seconds(rule["expr"], records)

@@ -42,6 +42,10 @@ SYMPTOMS = ("HighErrorRate", "ErrorBudgetBurn", "HighLatency", "LatencyBudgetBur
 #: Which jobs call which: a dead job in a key fails the jobs that depend on it, which then
 #: report failing calls to it (DependencyFailing) among their symptoms.
 DEPENDENTS = {"features": ("scoring",)}
+#: Every alert a cause may hold back. Each waits the profile's ``symptom_group_wait`` before
+#: its first notification, so that a cause seen a little later still arrives in time: a
+#: stopping instance answers scrapes while it drains, as its callers' requests already fail.
+WAITS_FOR_CAUSE = (*SYMPTOMS, "DependencyFailing")
 #: The acute alert of an SLO holds back the budget burn it causes (one page for one problem):
 #: the burn pages on its own only for what the acute alert cannot see.
 ACUTE = (
@@ -116,6 +120,52 @@ def watchdog_timeout_seconds(profile: Profile) -> int:
     return round(3 * duration_seconds(profile.alertmanager.watchdog_repeat_interval))
 
 
+def alertmanager_route(profile: Profile) -> dict[str, object]:
+    """The routing tree, in alertmanager.yml's terms (obslab.k8s renders it for the operator).
+
+    Children inherit what they leave out: the symptoms' route under each severity changes only
+    how long a new group waits, for Alertmanager's group_wait "allows to wait for an inhibiting
+    alert to arrive".
+    """
+    timing = profile.alertmanager
+
+    def wait_for_cause() -> dict[str, object]:
+        # A new dict for each parent: YAML would show a shared one as an anchor and alias.
+        return {
+            "matchers": [f'alertname=~"{"|".join(WAITS_FOR_CAUSE)}"'],
+            "group_wait": timing.symptom_group_wait,
+        }
+
+    return {
+        # An alert without a severity still reaches someone, as a ticket.
+        "receiver": "oncall-ticket",
+        "group_by": ["alertname", "job", "severity"],
+        "group_wait": timing.group_wait,
+        "group_interval": timing.group_interval,
+        "repeat_interval": timing.repeat_interval,
+        "routes": [
+            {
+                "receiver": "oncall-watchdog",
+                "matchers": [f'alertname="{WATCHDOG}"'],
+                "group_wait": "0s",
+                "group_interval": timing.watchdog_group_interval,
+                "repeat_interval": timing.watchdog_repeat_interval,
+            },
+            {
+                "receiver": "oncall-page",
+                "matchers": ['severity="page"'],
+                "routes": [wait_for_cause()],
+            },
+            {
+                "receiver": "oncall-ticket",
+                "matchers": ['severity="ticket"'],
+                "repeat_interval": timing.ticket_repeat_interval,
+                "routes": [wait_for_cause()],
+            },
+        ],
+    }
+
+
 def render_alertmanager(stack: StackConfig, profile: Profile, layout: StateLayout) -> str:
     """alertmanager.yml: pages interrupt, tickets wait a day between repeats, the Watchdog
     feeds oncall's dead-man's switch, and a cause holds back the symptoms it explains."""
@@ -141,29 +191,7 @@ def render_alertmanager(stack: StackConfig, profile: Profile, layout: StateLayou
 
     document = {
         "global": {"resolve_timeout": timing.resolve_timeout},
-        "route": {
-            # An alert without a severity still reaches someone, as a ticket.
-            "receiver": "oncall-ticket",
-            "group_by": ["alertname", "job", "severity"],
-            "group_wait": timing.group_wait,
-            "group_interval": timing.group_interval,
-            "repeat_interval": timing.repeat_interval,
-            "routes": [
-                {
-                    "receiver": "oncall-watchdog",
-                    "matchers": [f'alertname="{WATCHDOG}"'],
-                    "group_wait": "0s",
-                    "group_interval": timing.watchdog_group_interval,
-                    "repeat_interval": timing.watchdog_repeat_interval,
-                },
-                {"receiver": "oncall-page", "matchers": ['severity="page"']},
-                {
-                    "receiver": "oncall-ticket",
-                    "matchers": ['severity="ticket"'],
-                    "repeat_interval": timing.ticket_repeat_interval,
-                },
-            ],
-        },
+        "route": alertmanager_route(profile),
         # Pages and tickets reach the same webhook: oncall tells them apart by `severity`.
         "receivers": [
             receiver("oncall-page", "/webhook"),
@@ -245,7 +273,7 @@ def inhibit_rules() -> list[dict[str, object]]:
                     f'job="{job}"',
                 ],
                 "target_matchers": [
-                    f'alertname=~"{symptoms}|DependencyFailing"',
+                    f'alertname=~"{"|".join(WAITS_FOR_CAUSE)}"',
                     f'job=~"{"|".join(dependents)}"',
                 ],
             }

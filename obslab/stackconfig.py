@@ -14,6 +14,8 @@ from pathlib import Path
 
 import yaml
 
+from alerts.thresholds import duration_seconds
+from app import gunicorn_conf
 from obslab.errors import ObslabError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -61,7 +63,8 @@ class LoadConfig:
 class AlertmanagerTiming:
     """Alertmanager's timing: ``repeat_interval`` is the pages'; tickets repeat after
     ``ticket_repeat_interval``; the Watchdog reaches oncall every ``watchdog_repeat_interval``
-    (checked every ``watchdog_group_interval``)."""
+    (checked every ``watchdog_group_interval``); a symptom a cause may explain waits
+    ``symptom_group_wait`` for that cause before its first notification."""
 
     group_wait: str
     group_interval: str
@@ -70,6 +73,7 @@ class AlertmanagerTiming:
     ticket_repeat_interval: str
     watchdog_group_interval: str
     watchdog_repeat_interval: str
+    symptom_group_wait: str
 
 
 @dataclass(frozen=True)
@@ -298,9 +302,10 @@ class _Reader:
             "ticket_repeat_interval",
             "watchdog_group_interval",
             "watchdog_repeat_interval",
+            "symptom_group_wait",
         )
         timing = self.mapping(timing_key, body["alertmanager"], set(fields))
-        return Profile(
+        profile = Profile(
             name=name,
             scrape_interval=self.duration(f"{key}.scrape_interval", body["scrape_interval"]),
             evaluation_interval=self.duration(
@@ -311,3 +316,23 @@ class _Reader:
                 **{field: self.duration(f"{timing_key}.{field}", timing[field]) for field in fields}
             ),
         )
+        self.check_symptoms_wait_for_causes(profile)
+        return profile
+
+    def check_symptoms_wait_for_causes(self, profile: Profile) -> None:
+        """A symptom must wait out its cause's head start: an instance stopping gracefully
+        answers scrapes while it drains, as its callers' requests already fail, and
+        Prometheus sees it down one scrape and one evaluation after that."""
+        timing = profile.alertmanager
+        head_start = (
+            gunicorn_conf.graceful_timeout
+            + duration_seconds(profile.scrape_interval)
+            + duration_seconds(profile.evaluation_interval)
+        )
+        if duration_seconds(timing.symptom_group_wait) < head_start:
+            raise self.error(
+                f"profiles.{profile.name}.alertmanager.symptom_group_wait",
+                f"{timing.symptom_group_wait} is shorter than a cause may arrive after its "
+                f"symptom: gunicorn's graceful_timeout ({gunicorn_conf.graceful_timeout}s, "
+                f"app/gunicorn_conf.py), a scrape and an evaluation ({head_start:g}s in all)",
+            )

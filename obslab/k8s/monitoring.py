@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
+from typing import Any
 
 from alerts.rules import build_rules
 from dashboards.build import dashboard_models
 from dashboards.datasources import BackendUrls, datasources
 from obslab.k8s.workloads import PART_OF, labels
-from obslab.render import inhibit_rules
+from obslab.render import alertmanager_route, inhibit_rules
 from obslab.stackconfig import Profile, StackConfig
 
 OPERATOR_GROUP = "monitoring.coreos.com"
@@ -135,7 +137,6 @@ def alertmanager_config(stack: StackConfig, profile: Profile, namespace: str) ->
     The operator adds ``namespace="<namespace>"`` to the top route, so nothing but this lab's
     alerts ever reaches these receivers.
     """
-    timing = profile.alertmanager
     oncall = f"http://{stack.oncall.name}.{namespace}.svc:{stack.oncall.port}"
 
     def receiver(name: str, path: str) -> dict:
@@ -155,32 +156,8 @@ def alertmanager_config(stack: StackConfig, profile: Profile, namespace: str) ->
             ],
         }
 
-    def equals(name: str, value: str) -> dict:
-        return {"name": name, "value": value, "matchType": "="}
-
     spec = {
-        "route": {
-            # An alert without a severity still reaches someone, as a ticket.
-            "receiver": "oncall-ticket",
-            "groupBy": ["alertname", "job", "severity"],
-            "groupWait": timing.group_wait,
-            "groupInterval": timing.group_interval,
-            "repeatInterval": timing.repeat_interval,
-            "routes": [
-                # The always-firing Watchdog proves the path from rules to oncall works; it
-                # goes to the dead man's switch, never to the pages.
-                {
-                    "receiver": "oncall-watchdog",
-                    "matchers": [equals("alertname", "Watchdog")],
-                    "groupWait": "0s",
-                    "repeatInterval": "5m",
-                },
-                *(
-                    {"receiver": f"oncall-{severity}", "matchers": [equals("severity", severity)]}
-                    for severity in ("page", "ticket")
-                ),
-            ],
-        },
+        "route": _operator_route(alertmanager_route(profile)),
         "receivers": [
             receiver("oncall-page", "/webhook"),
             receiver("oncall-ticket", "/webhook"),
@@ -198,6 +175,29 @@ def alertmanager_config(stack: StackConfig, profile: Profile, namespace: str) ->
         ],
     }
     return _object("AlertmanagerConfig", "obslab", spec, "v1alpha1", namespace=namespace)
+
+
+#: alertmanager.yml's route keys, as the operator's Route spells them.
+_ROUTE_KEYS = {
+    "group_by": "groupBy",
+    "group_wait": "groupWait",
+    "group_interval": "groupInterval",
+    "repeat_interval": "repeatInterval",
+}
+
+
+def _operator_route(route: Mapping[str, Any]) -> dict:
+    """The native stack's routing tree (obslab.render.alertmanager_route) as an
+    AlertmanagerConfig route: the same receivers, matchers and timing, children included."""
+    converted: dict[str, object] = {}
+    for key, value in route.items():
+        if key == "matchers":
+            converted[key] = [_matcher(text) for text in value]
+        elif key == "routes":
+            converted[key] = [_operator_route(child) for child in value]
+        else:
+            converted[_ROUTE_KEYS.get(key, key)] = value
+    return converted
 
 
 _MATCHER = re.compile(r'^(?P<name>\w+)(?P<type>=~|!~|!=|=)"(?P<value>.*)"$')

@@ -54,17 +54,18 @@ def _features_instances() -> list[str]:
     return sorted(name for name in supervisor.names() if name.startswith("features-"))
 
 
-@pytest.fixture
-def features_down(stack) -> Iterator[float]:
-    """Every features instance killed at once, as in a crash; yields when; starts them again
-    after the test.
+@pytest.fixture(params=[0, STOP_GRACE], ids=["killed", "stopped"])
+def features_down(stack, request: pytest.FixtureRequest) -> Iterator[float]:
+    """Every features instance at once killed, as in a crash, or stopped gracefully; yields
+    when; starts them again after the test.
 
-    Killed, not stopped: a graceful stop drains for up to STOP_GRACE, answering scrapes while
-    scoring's calls already fail, so the symptom would reach Alertmanager before its cause.
+    A stopped instance drains, answering scrapes while scoring's calls already fail, so the
+    symptom reaches Alertmanager before its cause: its longer group_wait lets the cause catch
+    up (config/stack.yaml, symptom_group_wait).
     """
     since = time.time()
     with stack.environment():
-        Supervisor(StateLayout(state_dir()).run).stop(_features_instances(), grace=0)
+        Supervisor(StateLayout(state_dir()).run).stop(_features_instances(), request.param)
     try:
         yield since
     finally:

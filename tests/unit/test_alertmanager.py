@@ -13,7 +13,9 @@ import json
 import os
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -21,6 +23,7 @@ import pytest
 import requests
 import yaml
 
+from alerts.thresholds import duration_seconds
 from obslab import render
 from obslab.layout import StateLayout
 from obslab.stackconfig import StackConfig, load_stack
@@ -150,6 +153,13 @@ def test_tickets_repeat_daily_pages_on_the_profile_and_the_watchdog_often(
     assert "repeat_interval" not in routes["oncall-page"]
     assert routes["oncall-ticket"]["matchers"] == ['severity="ticket"']
     assert routes["oncall-ticket"]["repeat_interval"] == "24h"
+    # Under both severities, what a cause may explain waits longer for that cause.
+    for severity in ("oncall-page", "oncall-ticket"):
+        (symptoms,) = routes[severity]["routes"]
+        assert symptoms == {
+            "matchers": [f'alertname=~"{"|".join(render.WAITS_FOR_CAUSE)}"'],
+            "group_wait": timing.symptom_group_wait,
+        }
     watchdog = routes["oncall-watchdog"]
     assert watchdog["matchers"] == ['alertname="Watchdog"']
     assert watchdog["group_wait"] == "0s"
@@ -252,6 +262,47 @@ def test_a_dead_dependency_pages_once_and_holds_back_its_symptoms(alertmanager: 
     assert {name for name, alert in sent.items() if _key(alert) in notified} == (
         {"features down a", "features down b"} | set(unrelated)
     )
+
+
+def test_a_symptom_that_arrives_before_its_cause_is_still_held_back(
+    alertmanager: str, receiver: _Receiver
+) -> None:
+    """As when features stops gracefully: it answers scrapes while it drains, and scoring's
+    calls to it fail meanwhile, so DependencyFailing reaches Alertmanager first. Its group waits
+    symptom_group_wait, and the cause arriving later than group_wait still holds it back.
+
+    An unexplained symptom, sent with the cause, is the control: its group was created after
+    the held-back one's, with the same wait, so once it is delivered the other group's first
+    notification is due too.
+    """
+    timing = load_stack().profile("test").alertmanager
+    wait, symptom_wait = (
+        duration_seconds(timing.group_wait),
+        duration_seconds(timing.symptom_group_wait),
+    )
+    # Firing for the whole test: the test profile's resolve_timeout would end them sooner.
+    ends = {"endsAt": (datetime.now(UTC) + timedelta(hours=1)).isoformat()}
+    calls_fail = _alert("DependencyFailing", "page", job="scoring", dependency="features") | ends
+    _post(alertmanager, [calls_fail])
+    # Later than any other alert's group would wait, well before the symptom's is due.
+    time.sleep(wait + (symptom_wait - wait) / 2)
+    features_down = _alert("TargetDown", "page", job="features", instance="a") | ends
+    control = _alert("HighErrorRate", "page", job="oncall") | ends
+    _post(alertmanager, [features_down, control])
+
+    def delivered() -> set[str] | None:
+        names = {
+            alert["labels"]["alertname"]
+            for body in receiver.received("/webhook")
+            for alert in body["alerts"]
+        }
+        return names if "HighErrorRate" in names else None
+
+    names = wait_for("the control symptom's page", delivered, timeout=60)
+    assert names == {"TargetDown", "HighErrorRate"}
+    current = _alerts(alertmanager)
+    held = current[_key(calls_fail)]["status"]
+    assert held["inhibitedBy"] == [current[_key(features_down)]["fingerprint"]]
 
 
 def test_a_failing_dependency_holds_back_its_callers_symptoms_and_the_acute_alert_the_burn(

@@ -32,7 +32,7 @@ from loadgen.profile import DEFAULT_FEEDBACK_SHARE, Profile
 from obslab import faults
 from obslab.stackconfig import load_stack
 
-TIMING = Timing("t", scrape=1.0, evaluation=2.0, group_wait=3.0)
+TIMING = Timing("t", scrape=1.0, evaluation=2.0, group_wait=3.0, symptom_group_wait=7.0)
 
 
 def _rules(*rules: dict) -> dict:
@@ -80,6 +80,18 @@ def test_bound_adds_scrape_evaluation_for_group_wait_and_the_second_sample() -> 
     assert bounds["Down"].seconds == 1 + 2 + 5 + 3
     assert bounds["Errors"] == Bound("Errors", 10.0, 2, 15.0, 1.0, 1 + 2 + 10 + 3)
     assert bounds["Errors"].seconds == 1 + 2 + 10 + 3 + 1
+
+
+def test_a_symptom_waits_for_its_cause_in_alertmanager() -> None:
+    bounds = alert_bounds(
+        _rules(
+            {"alert": "HighErrorRate", "expr": "up == 0", "for": "5s"},
+            {"alert": "TargetDown", "expr": "up == 0", "for": "5s"},
+        ),
+        TIMING,
+    )
+    assert bounds["HighErrorRate"].plumbing == 1 + 2 + 5 + 7
+    assert bounds["TargetDown"].plumbing == 1 + 2 + 5 + 3
 
 
 def test_an_alert_with_several_rules_takes_the_lowest_bound() -> None:
@@ -322,8 +334,10 @@ def test_every_alert_of_the_real_test_rules_has_a_bound() -> None:
     bounds = alert_bounds(build_rules("test"), Timing.of_profile("test"))
     assert bounds["TargetDown"].samples == 1
     assert bounds["HighErrorRate"].samples == 2
-    # test profile: 1 s scrape and evaluation, 1 s group_wait, HighErrorRate for: 5s.
-    assert bounds["HighErrorRate"].seconds == pytest.approx(1 + 1 + 5 + 1 + 1)
+    # test profile: 1 s scrape and evaluation, HighErrorRate for: 5s, and a symptom's 8 s
+    # group_wait (config/stack.yaml).
+    assert bounds["HighErrorRate"].seconds == pytest.approx(1 + 1 + 5 + 8 + 1)
+    assert bounds["TargetDown"].seconds == pytest.approx(1 + 1 + 3 + 1)
     # The fast burn's long window, not the slow one's: that rule gives the bound.
     assert bounds["ErrorBudgetBurn"].window == 60
 

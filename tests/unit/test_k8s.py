@@ -24,7 +24,7 @@ import yaml
 from cloudcoil.models.prometheus_operator import v1, v1alpha1
 
 from alerts.rules import RULES_FILE
-from alerts.thresholds import load_profile
+from alerts.thresholds import duration_seconds, load_profile
 from app.settings import SERVICE_DEFAULTS
 from obslab import cli, compose, render
 from obslab.k8s.layout import LAB_NAMESPACE, render_files, student_namespace
@@ -38,6 +38,7 @@ from obslab.k8s.monitoring import (
 )
 from obslab.k8s.options import DEPLOY_DIR, RenderOptions
 from obslab.k8s.workloads import RELEASE_ANNOTATIONS, rollout_patch
+from obslab.oncall.deadman import DEFAULT_TIMEOUT_SECONDS
 from obslab.stackconfig import load_stack
 
 #: The Kubernetes version the manifests are validated for (kubectl here is 1.32 too).
@@ -167,16 +168,25 @@ def crd_problems(document: dict) -> list[str]:
     back = parsed.model_dump(by_alias=True, exclude_unset=True, mode="json")
     problems = [f"unknown field {where}" for where in _lost(document, back, document["kind"])]
     if document["kind"] == "AlertmanagerConfig":
-        # The CRD leaves child routes untyped; the operator reads each one as a Route.
-        for index, route in enumerate(document["spec"]["route"].get("routes", [])):
-            try:
-                kept = v1alpha1.Route.model_validate(route).model_dump(
-                    by_alias=True, exclude_unset=True, mode="json"
-                )
-            except ValueError as error:
-                problems.append(f"route {index}: {error}")
-                continue
-            problems += [f"unknown field {where}" for where in _lost(route, kept, f"route {index}")]
+        problems += _child_route_problems(document["spec"]["route"], "route")
+    return problems
+
+
+def _child_route_problems(parent: dict, where: str) -> list[str]:
+    """The CRD leaves child routes untyped; the operator reads each one, at every depth, as a
+    Route."""
+    problems = []
+    for index, route in enumerate(parent.get("routes", [])):
+        at = f"{where} {index}"
+        try:
+            kept = v1alpha1.Route.model_validate(route).model_dump(
+                by_alias=True, exclude_unset=True, mode="json"
+            )
+        except ValueError as error:
+            problems.append(f"{at}: {error}")
+            continue
+        problems += [f"unknown field {lost}" for lost in _lost(route, kept, at)]
+        problems += _child_route_problems(route, at)
     return problems
 
 
@@ -222,6 +232,9 @@ def test_the_crd_check_rejects_typos_and_bad_values(objects: list[tuple[Path, di
     assert crd_problems(config)
     config["spec"]["route"]["routes"][0]["matchers"][0] = {"name": "a", "value": "b", "op": "="}
     assert crd_problems(config) == ["unknown field route 0.matchers[0].op"]
+    config = json.loads(json.dumps(of_kind(objects, "AlertmanagerConfig")[0]))
+    config["spec"]["route"]["routes"][1]["routes"][0]["group_wait"] = "1s"
+    assert crd_problems(config) == ["unknown field route 1 0.group_wait"]
 
 
 @needs_kubectl
@@ -381,6 +394,31 @@ def test_watchdog_goes_to_the_dead_mans_switch_and_severities_split(
     assert set(by_severity) == {"page", "ticket"}
     assert all(receivers[name].endswith("/webhook") for name in by_severity.values())
     assert by_severity["page"] != by_severity["ticket"]
+
+
+def test_the_operator_routes_time_as_the_native_stack_does(
+    objects: list[tuple[Path, dict]],
+) -> None:
+    """The prod profile's timing: oncall's dead-man's switch (its default timeout, three
+    Watchdog repeats) hears the Watchdog in time, tickets repeat daily, and symptoms wait for
+    their cause."""
+    (config,) = [
+        d
+        for d in of_kind(objects, "AlertmanagerConfig")
+        if d["metadata"]["namespace"] == LAB_NAMESPACE
+    ]
+    timing = load_stack().profile("prod").alertmanager
+    watchdog, page, ticket = config["spec"]["route"]["routes"]
+    assert 3 * duration_seconds(watchdog["repeatInterval"]) <= DEFAULT_TIMEOUT_SECONDS
+    assert watchdog["groupInterval"] == timing.watchdog_group_interval
+    assert ticket["repeatInterval"] == "24h"
+    assert "repeatInterval" not in page
+    for severity in (page, ticket):
+        (symptoms,) = severity["routes"]
+        assert symptoms["groupWait"] == timing.symptom_group_wait
+        assert symptoms["matchers"] == [
+            {"name": "alertname", "value": "|".join(render.WAITS_FOR_CAUSE), "matchType": "=~"}
+        ]
 
 
 # --- workloads ------------------------------------------------------------------------------------

@@ -189,6 +189,12 @@ def _edit(document: dict, dotted: str, value: object) -> None:
         ("profiles.test.scrape_interval", "fast", "expected a duration such as 5s or 1h"),
         ("profiles.demo.admin", "yes", "expected true or false"),
         ("profiles.demo.alertmanager.group_wait", 10, "expected a duration"),
+        (
+            "profiles.demo.alertmanager.symptom_group_wait",
+            "10s",
+            "10s is shorter than a cause may arrive after its symptom: gunicorn's "
+            "graceful_timeout (5s, app/gunicorn_conf.py), a scrape and an evaluation (15s in all)",
+        ),
         ("services.locust.spawn_rate", 0, "expected a positive number"),
     ],
 )
