@@ -144,6 +144,8 @@ def alertmanager_route(profile: Profile) -> dict[str, object]:
         "group_interval": timing.group_interval,
         "repeat_interval": timing.repeat_interval,
         "routes": [
+            # The always-firing Watchdog proves the path from rules to oncall works; it goes to
+            # the dead-man's switch, never to the pages.
             {
                 "receiver": "oncall-watchdog",
                 "matchers": [f'alertname="{WATCHDOG}"'],
